@@ -1,0 +1,1 @@
+"""Comparisons of the EM estimate and the NUTS posterior, figures, reports and the command line."""

@@ -1,0 +1,399 @@
+"""Expectation-maximisation for a full-covariance Gaussian mixture, in NumPy only.
+
+The estimator follows the seed program step by step and exposes the scikit-learn API:
+
+1. E-step: responsibilities r_ik = w_k N(x_i | mu_k, Sigma_k) / sum_j w_j N(x_i | mu_j, Sigma_j),
+   computed in the log domain; the same pass gives the total log-likelihood of the parameters.
+2. M-step: N_k = sum_i r_ik; w_k = N_k / n; mu_k = sum_i r_ik x_i / N_k;
+   Sigma_k = sum_i r_ik (x_i - mu_k)(x_i - mu_k)^T / N_k around the *new* mean, plus reg_covar I.
+3. Stop after the iteration whose total log-likelihood improved on the previous one by less
+   than `tol` (absolute, summed over points), or after `max_iter` iterations; either way the
+   newest parameters are kept and `converged_` says which rule stopped the run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from em_reference.likelihood import (
+    log_sum_exp_rows,
+    log_weighted_densities,
+    precisions_cholesky,
+)
+from em_reference.parameters import MixtureParameters
+
+# Added to each N_k so that a component whose responsibilities vanish keeps finite parameters.
+EMPTY_COMPONENT_MASS = 10 * np.finfo(np.float64).eps
+INIT_METHODS = ("kmeans++", "random")
+
+Callback = Callable[[int, MixtureParameters, np.ndarray, float], None]
+
+
+class NotFittedError(ValueError, AttributeError):
+    """Raised when a method needs a fitted estimator and `fit` has not been called."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Input checks
+
+
+def check_data(X: Any, n_features: int | None = None) -> np.ndarray:
+    """Return X as a float64 array (n, D), raising ValueError if it is not finite 2-D data."""
+    try:
+        array = np.asarray(X, dtype=np.float64)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"X must be a numeric array of shape (n, D): {error}") from None
+    if array.ndim != 2:
+        raise ValueError(f"X must be 2-D with shape (n, D), got {array.ndim}-D shape {array.shape}")
+    if array.shape[0] < 1 or array.shape[1] < 1:
+        raise ValueError(f"X must have at least one row and one column, got shape {array.shape}")
+    if not np.all(np.isfinite(array)):
+        bad_rows = np.flatnonzero(~np.all(np.isfinite(array), axis=1))
+        raise ValueError(
+            f"X contains NaN or infinite values ({bad_rows.size} rows, first at row {bad_rows[0]})"
+        )
+    if n_features is not None and array.shape[1] != n_features:
+        raise ValueError(f"X has {array.shape[1]} columns but the model was fitted with {n_features}")
+    return array
+
+
+def _check_positive_int(name: str, value: Any, minimum: int = 1) -> int:
+    """Return value as an int, raising ValueError unless it is an integer >= minimum."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _check_non_negative(name: str, value: Any) -> float:
+    """Return value as a float, raising ValueError unless it is a finite number >= 0."""
+    if isinstance(value, bool) or not isinstance(value, int | float | np.floating | np.integer):
+        raise ValueError(f"{name} must be a number >= 0, got {value!r}")
+    if not np.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    return float(value)
+
+
+# ---------------------------------------------------------------------------------------------
+# The E-step and the M-step, one function per equation
+
+
+def expectation_step(
+    X: np.ndarray, weights: np.ndarray, means: np.ndarray, precisions_chol: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Log-responsibilities (n, K) and the log-density of each point (n,) in one pass."""
+    weighted = log_weighted_densities(X, weights, means, precisions_chol, weights.shape[0])
+    point_log_density = log_sum_exp_rows(weighted)
+    return weighted - point_log_density[:, None], point_log_density
+
+
+def component_masses(responsibilities: np.ndarray) -> np.ndarray:
+    """N_k = sum_i r_ik (K,), never exactly zero."""
+    return responsibilities.sum(axis=0) + EMPTY_COMPONENT_MASS
+
+
+def estimate_weights(masses: np.ndarray) -> np.ndarray:
+    """w_k = N_k / n (K,); dividing by sum N_k = n keeps the sum at 1 despite the guard mass."""
+    return masses / masses.sum()
+
+
+def estimate_means(X: np.ndarray, responsibilities: np.ndarray, masses: np.ndarray) -> np.ndarray:
+    """mu_k = sum_i r_ik x_i / N_k (K, D)."""
+    return (responsibilities.T @ X) / masses[:, None]
+
+
+def estimate_covariances(
+    X: np.ndarray,
+    responsibilities: np.ndarray,
+    masses: np.ndarray,
+    means: np.ndarray,
+    reg_covar: float,
+) -> np.ndarray:
+    """Sigma_k = sum_i r_ik (x_i - mu_k)(x_i - mu_k)^T / N_k + reg_covar I (K, D, D)."""
+    n_components, n_features = means.shape
+    covariances = np.empty((n_components, n_features, n_features))
+    for k in range(n_components):
+        centred = X - means[k]
+        covariances[k] = (responsibilities[:, k, None] * centred).T @ centred / masses[k]
+        covariances[k].flat[:: n_features + 1] += reg_covar
+    return covariances
+
+
+def maximisation_step(
+    X: np.ndarray, responsibilities: np.ndarray, reg_covar: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """New weights (K,), means (K, D) and covariances (K, D, D) from responsibilities (n, K)."""
+    masses = component_masses(responsibilities)
+    means = estimate_means(X, responsibilities, masses)
+    covariances = estimate_covariances(X, responsibilities, masses, means, reg_covar)
+    return estimate_weights(masses), means, covariances
+
+
+# ---------------------------------------------------------------------------------------------
+# Initialisation from the data
+
+
+def kmeans_plus_plus_centres(X: np.ndarray, n_components: int, rng: np.random.Generator) -> np.ndarray:
+    """K centres (K, D) by k-means++ seeding: each new centre drawn with prob. ~ squared distance."""
+    centres = [X[rng.integers(X.shape[0])]]
+    closest_sq = np.sum((X - centres[0]) ** 2, axis=1)
+    for _ in range(1, n_components):
+        total = closest_sq.sum()
+        index = rng.choice(X.shape[0], p=closest_sq / total) if total > 0 else rng.integers(X.shape[0])
+        centres.append(X[index])
+        closest_sq = np.minimum(closest_sq, np.sum((X - X[index]) ** 2, axis=1))
+    return np.array(centres)
+
+
+def random_centres(X: np.ndarray, n_components: int, rng: np.random.Generator) -> np.ndarray:
+    """K distinct data points (K, D) chosen uniformly at random as centres."""
+    return X[rng.choice(X.shape[0], size=n_components, replace=False)]
+
+
+def parameters_from_centres(
+    X: np.ndarray, centres: np.ndarray, reg_covar: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One M-step from hard assignments of every point to its nearest centre (K, D)."""
+    sq_distances = np.sum((X[:, None, :] - centres[None, :, :]) ** 2, axis=2)  # (n, K)
+    hard = np.zeros_like(sq_distances)
+    hard[np.arange(X.shape[0]), np.argmin(sq_distances, axis=1)] = 1.0
+    return maximisation_step(X, hard, reg_covar)
+
+
+# ---------------------------------------------------------------------------------------------
+# One EM run
+
+
+@dataclass(frozen=True)
+class EMRun:
+    """The outcome of one EM run from one starting point."""
+
+    weights: np.ndarray
+    means: np.ndarray
+    covariances: np.ndarray
+    precisions_cholesky: np.ndarray
+    log_likelihood_history: tuple[float, ...]
+    converged: bool
+    n_iter: int
+
+    @property
+    def log_likelihood(self) -> float:
+        """Total log-likelihood of the final parameters."""
+        return self.log_likelihood_history[-1]
+
+
+def run_em(
+    X: np.ndarray,
+    initial: tuple[np.ndarray, np.ndarray, np.ndarray],
+    max_iter: int,
+    tol: float,
+    reg_covar: float,
+    callback: Callback | None = None,
+) -> EMRun:
+    """Iterate E- and M-steps from initial (weights, means, covariances) until the stopping rule.
+
+    Each E-step returns both the responsibilities for the next M-step and the log-likelihood of
+    the current parameters, so every iteration makes one pass over the data for each.
+    """
+    weights, means, covariances = initial
+    precisions_chol = precisions_cholesky(covariances)
+    log_resp, point_log_density = expectation_step(X, weights, means, precisions_chol)
+    history = [float(point_log_density.sum())]
+    converged = False
+    for iteration in range(1, max_iter + 1):
+        weights, means, covariances = maximisation_step(X, np.exp(log_resp), reg_covar)
+        precisions_chol = precisions_cholesky(covariances)
+        log_resp, point_log_density = expectation_step(X, weights, means, precisions_chol)
+        history.append(float(point_log_density.sum()))
+        if callback is not None:
+            params = MixtureParameters(weights, means, covariances)
+            callback(iteration, params, np.exp(log_resp), history[-1])
+        if history[-1] - history[-2] < tol:
+            converged = True
+            break
+    if not np.isfinite(history[-1]):
+        raise ValueError("the log-likelihood is not finite: the data or the start are degenerate")
+    return EMRun(weights, means, covariances, precisions_chol, tuple(history), converged, iteration)
+
+
+# ---------------------------------------------------------------------------------------------
+# The estimator
+
+
+class GaussianMixtureEM:
+    """Maximum-likelihood Gaussian mixture with full covariances, fitted by EM.
+
+    Parameters
+    ----------
+    n_components : int
+        K, the number of mixture components (>= 1).
+    init : "kmeans++", "random", or parameters
+        How each run starts: k-means++ seeding or K random data points (each followed by one
+        M-step from hard assignments), or explicit initial values: anything with `weights` (K,),
+        `means` (K, D) and `covariances` (K, D, D) as attributes or mapping keys.
+    n_init : int
+        Runs from different data-driven starts; the one with the highest log-likelihood is kept.
+        Must be 1 with explicit initial values.
+    max_iter, tol : int, float
+        Stop after the iteration whose total log-likelihood improved by less than `tol`, or after
+        `max_iter` iterations (the seed program's rule: 100 and 1e-5).
+    reg_covar : float
+        Added to the diagonal of every covariance after each M-step (seed program: 1e-6).
+    random_state : int, numpy Generator or None
+        Seed for data-driven starts and for `sample`.
+    callback : callable or None
+        Called after each iteration as callback(iteration, parameters, responsibilities (n, K),
+        log_likelihood) with the new parameters and the responsibilities they imply.
+
+    Fitted attributes: `weights_` (K,), `means_` (K, D), `covariances_` (K, D, D),
+    `precisions_cholesky_` (K, D, D), `converged_`, `n_iter_`, `log_likelihood_` (total, final),
+    `log_likelihood_history_` (n_iter_ + 1 totals, the first for the starting parameters),
+    `n_features_in_`.
+    """
+
+    def __init__(
+        self,
+        n_components: int = 1,
+        *,
+        init: Any = "kmeans++",
+        n_init: int = 1,
+        max_iter: int = 100,
+        tol: float = 1e-5,
+        reg_covar: float = 1e-6,
+        random_state: int | np.random.Generator | None = None,
+        callback: Callback | None = None,
+    ) -> None:
+        self.n_components = n_components
+        self.init = init
+        self.n_init = n_init
+        self.max_iter = max_iter
+        self.tol = tol
+        self.reg_covar = reg_covar
+        self.random_state = random_state
+        self.callback = callback
+
+    # -- fitting ----------------------------------------------------------------------------
+
+    def fit(self, X: Any) -> GaussianMixtureEM:
+        """Estimate the parameters from data X (n, D); returns self."""
+        n_components = _check_positive_int("n_components", self.n_components)
+        n_init = _check_positive_int("n_init", self.n_init)
+        max_iter = _check_positive_int("max_iter", self.max_iter)
+        tol = _check_non_negative("tol", self.tol)
+        reg_covar = _check_non_negative("reg_covar", self.reg_covar)
+        X = check_data(X)
+        if X.shape[0] < n_components:
+            raise ValueError(
+                f"X has {X.shape[0]} points, fewer than n_components={n_components}"
+            )
+        starts = self._starting_points(X, n_components, n_init, reg_covar)
+        runs = [run_em(X, start, max_iter, tol, reg_covar, self.callback) for start in starts]
+        best = max(runs, key=lambda run: run.log_likelihood)
+        self._set_fitted(best, X.shape[1])
+        return self
+
+    def _starting_points(
+        self, X: np.ndarray, n_components: int, n_init: int, reg_covar: float
+    ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """The n_init starting (weights, means, covariances), explicit or drawn from the data."""
+        if isinstance(self.init, str):
+            if self.init not in INIT_METHODS:
+                raise ValueError(f"init must be one of {INIT_METHODS} or parameters, got {self.init!r}")
+            choose = kmeans_plus_plus_centres if self.init == "kmeans++" else random_centres
+            rng = np.random.default_rng(self.random_state)
+            return [
+                parameters_from_centres(X, choose(X, n_components, rng), reg_covar)
+                for _ in range(n_init)
+            ]
+        initial = MixtureParameters.from_any(self.init)
+        if initial.n_components != n_components:
+            raise ValueError(
+                f"init has {initial.n_components} components but n_components={n_components}"
+            )
+        if initial.n_features != X.shape[1]:
+            raise ValueError(f"init means have {initial.n_features} columns but X has {X.shape[1]}")
+        if n_init != 1:
+            raise ValueError(f"n_init must be 1 with explicit initial values, got {n_init}")
+        return [(initial.weights.copy(), initial.means.copy(), initial.covariances.copy())]
+
+    def _set_fitted(self, run: EMRun, n_features: int) -> None:
+        """Store the chosen run's results as the fitted attributes."""
+        self.weights_ = run.weights
+        self.means_ = run.means
+        self.covariances_ = run.covariances
+        self.precisions_cholesky_ = run.precisions_cholesky
+        self.log_likelihood_history_ = list(run.log_likelihood_history)
+        self.log_likelihood_ = run.log_likelihood
+        self.converged_ = run.converged
+        self.n_iter_ = run.n_iter
+        self.n_features_in_ = n_features
+
+    # -- using the fit ----------------------------------------------------------------------
+
+    @property
+    def parameters_(self) -> MixtureParameters:
+        """The fitted weights, means and covariances as one validated value."""
+        self._check_fitted()
+        return MixtureParameters(self.weights_, self.means_, self.covariances_)
+
+    def _check_fitted(self) -> None:
+        """Raise NotFittedError unless `fit` has been called."""
+        if not hasattr(self, "weights_"):
+            raise NotFittedError("this GaussianMixtureEM is not fitted yet: call fit(X) first")
+
+    def _e_step(self, X: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Log-responsibilities (n, K) and log-densities (n,) of new data under the fit."""
+        self._check_fitted()
+        X = check_data(X, self.n_features_in_)
+        return expectation_step(X, self.weights_, self.means_, self.precisions_cholesky_)
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Responsibilities (n, K): the probability of each component for each point."""
+        return np.exp(self._e_step(X)[0])
+
+    def predict(self, X: Any) -> np.ndarray:
+        """The most probable component of each point (n,)."""
+        return np.argmax(self._e_step(X)[0], axis=1)
+
+    def score_samples(self, X: Any) -> np.ndarray:
+        """log p(x_i) under the fitted mixture for each point (n,)."""
+        return self._e_step(X)[1]
+
+    def score(self, X: Any) -> float:
+        """Mean log-likelihood per point."""
+        return float(self.score_samples(X).mean())
+
+    def n_parameters(self) -> int:
+        """Free parameters: K - 1 weights, K D means, K D (D + 1) / 2 covariance entries."""
+        self._check_fitted()
+        k, d = self.means_.shape
+        return (k - 1) + k * d + k * d * (d + 1) // 2
+
+    def bic(self, X: Any) -> float:
+        """Bayesian information criterion on X: -2 log L + p log n (lower is better)."""
+        log_density = self.score_samples(X)
+        n_points = log_density.shape[0]
+        return float(-2.0 * log_density.sum() + self.n_parameters() * np.log(n_points))
+
+    def aic(self, X: Any) -> float:
+        """Akaike information criterion on X: -2 log L + 2 p (lower is better)."""
+        return float(-2.0 * self.score_samples(X).sum() + 2.0 * self.n_parameters())
+
+    def sample(self, n_samples: int = 1, random_state: Any = None) -> tuple[np.ndarray, np.ndarray]:
+        """Draw points (n_samples, D) and their components (n_samples,) from the fitted mixture.
+
+        Uses NumPy's generator seeded by `random_state` (default: the estimator's), not the seed
+        program's LCG; use `sample_mixture` for that.
+        """
+        self._check_fitted()
+        n_samples = _check_positive_int("n_samples", n_samples)
+        seed = self.random_state if random_state is None else random_state
+        rng = np.random.default_rng(seed)
+        labels = rng.choice(self.n_components, size=n_samples, p=self.weights_)
+        lower = np.linalg.cholesky(self.covariances_)
+        normals = rng.standard_normal((n_samples, self.n_features_in_))
+        X = self.means_[labels] + np.einsum("nij,nj->ni", lower[labels], normals)
+        return X, labels
