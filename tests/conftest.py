@@ -9,7 +9,7 @@ import pytest
 
 from em_reference import GaussianMixtureEM, seed7907
 
-HASKELL_CSV = Path(__file__).resolve().parents[2] / "shared" / "reference" / "seed7907_haskell.csv"
+HASKELL_CSV = Path(__file__).parent / "data" / "seed7907_haskell.csv"
 
 
 @pytest.fixture(scope="session")
