@@ -57,7 +57,9 @@ def check_data(X: Any, n_features: int | None = None) -> np.ndarray:
             f"X contains NaN or infinite values ({bad_rows.size} rows, first at row {bad_rows[0]})"
         )
     if n_features is not None and array.shape[1] != n_features:
-        raise ValueError(f"X has {array.shape[1]} columns but the model was fitted with {n_features}")
+        raise ValueError(
+            f"X has {array.shape[1]} columns but the model was fitted with {n_features}"
+        )
     return array
 
 
@@ -136,13 +138,17 @@ def maximisation_step(
 # Initialisation from the data
 
 
-def kmeans_plus_plus_centres(X: np.ndarray, n_components: int, rng: np.random.Generator) -> np.ndarray:
-    """K centres (K, D) by k-means++ seeding: each new centre drawn with prob. ~ squared distance."""
+def kmeans_plus_plus_centres(
+    X: np.ndarray, n_components: int, rng: np.random.Generator
+) -> np.ndarray:
+    """K centres (K, D) by k-means++ seeding: each new centre drawn with prob. ~ distance^2."""
     centres = [X[rng.integers(X.shape[0])]]
     closest_sq = np.sum((X - centres[0]) ** 2, axis=1)
     for _ in range(1, n_components):
         total = closest_sq.sum()
-        index = rng.choice(X.shape[0], p=closest_sq / total) if total > 0 else rng.integers(X.shape[0])
+        index = (
+            rng.choice(X.shape[0], p=closest_sq / total) if total > 0 else rng.integers(X.shape[0])
+        )
         centres.append(X[index])
         closest_sq = np.minimum(closest_sq, np.sum((X - X[index]) ** 2, axis=1))
     return np.array(centres)
@@ -252,6 +258,7 @@ class GaussianMixtureEM:
     `precisions_cholesky_` (K, D, D), `converged_`, `n_iter_`, `log_likelihood_` (total, final),
     `log_likelihood_history_` (n_iter_ + 1 totals, the first for the starting parameters),
     `n_features_in_`.
+
     """
 
     def __init__(
@@ -286,9 +293,7 @@ class GaussianMixtureEM:
         reg_covar = _check_non_negative("reg_covar", self.reg_covar)
         X = check_data(X)
         if X.shape[0] < n_components:
-            raise ValueError(
-                f"X has {X.shape[0]} points, fewer than n_components={n_components}"
-            )
+            raise ValueError(f"X has {X.shape[0]} points, fewer than n_components={n_components}")
         starts = self._starting_points(X, n_components, n_init, reg_covar)
         runs = [run_em(X, start, max_iter, tol, reg_covar, self.callback) for start in starts]
         best = max(runs, key=lambda run: run.log_likelihood)
@@ -301,7 +306,9 @@ class GaussianMixtureEM:
         """The n_init starting (weights, means, covariances), explicit or drawn from the data."""
         if isinstance(self.init, str):
             if self.init not in INIT_METHODS:
-                raise ValueError(f"init must be one of {INIT_METHODS} or parameters, got {self.init!r}")
+                raise ValueError(
+                    f"init must be one of {INIT_METHODS} or parameters, got {self.init!r}"
+                )
             choose = kmeans_plus_plus_centres if self.init == "kmeans++" else random_centres
             rng = np.random.default_rng(self.random_state)
             return [
@@ -359,7 +366,7 @@ class GaussianMixtureEM:
         return np.argmax(self._e_step(X)[0], axis=1)
 
     def score_samples(self, X: Any) -> np.ndarray:
-        """log p(x_i) under the fitted mixture for each point (n,)."""
+        """Log p(x_i) under the fitted mixture for each point (n,)."""
         return self._e_step(X)[1]
 
     def score(self, X: Any) -> float:

@@ -34,7 +34,10 @@ def lcg_states(seed: int, count: int) -> np.ndarray:
     multipliers, increments = [], []
     a_j, c_j = 1, 0
     for _ in range(min(count, _BLOCK)):
-        a_j, c_j = (LCG_MULTIPLIER * a_j) % LCG_MODULUS, (LCG_MULTIPLIER * c_j + LCG_INCREMENT) % LCG_MODULUS
+        a_j, c_j = (
+            (LCG_MULTIPLIER * a_j) % LCG_MODULUS,
+            (LCG_MULTIPLIER * c_j + LCG_INCREMENT) % LCG_MODULUS,
+        )
         multipliers.append(a_j)
         increments.append(c_j)
     jump_a = np.array(multipliers, dtype=np.int64)

@@ -40,10 +40,8 @@ def precisions_cholesky(covariances: np.ndarray) -> np.ndarray:
     return np.swapaxes(np.linalg.solve(lower, identity), -1, -2)
 
 
-def log_gaussian_density(
-    X: Any, mean: Any, precision_cholesky: Any, xp: ModuleType = np
-) -> Any:
-    """log N(x_i | mu, Sigma) for every point (n,), given X (n, D), mu (D,) and U (D, D)."""
+def log_gaussian_density(X: Any, mean: Any, precision_cholesky: Any, xp: ModuleType = np) -> Any:
+    """Log N(x_i | mu, Sigma) for every point (n,), given X (n, D), mu (D,) and U (D, D)."""
     # (x - mu) U, written as X U - mu U so that no centred copy of X is made.
     projected = xp.matmul(X, precision_cholesky) - xp.matmul(mean, precision_cholesky)
     mahalanobis = xp.sum(projected * projected, axis=1)
@@ -85,6 +83,6 @@ def mixture_log_density(
     n_components: int,
     xp: ModuleType = np,
 ) -> Any:
-    """log p(x_i) = log sum_k w_k N(x_i | mu_k, Sigma_k) for every point, shape (n,)."""
+    """Log p(x_i) = log sum_k w_k N(x_i | mu_k, Sigma_k) for every point, shape (n,)."""
     weighted = log_weighted_densities(X, weights, means, precisions_cholesky, n_components, xp)
     return log_sum_exp_rows(weighted, xp)
