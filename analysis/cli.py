@@ -1,26 +1,429 @@
-"""The `gmm-compare` command line (for now: the seed program's EM run, reproduced)."""
+"""The `gmm-compare` command line: EM and NUTS on the same Gaussian mixture, and the report.
+
+    gmm-compare                      # compare on seed7907, report in reports/seed7907/
+    gmm-compare compare seed42 --draws 500 --out reports/blobs
+    gmm-compare --data points.csv --components 2
+    gmm-compare report               # rebuild reports/seed7907/ from its saved results
+
+Bad input (a missing or malformed file, K < 1, too few points, an output folder that cannot be
+written) gives one line on stderr and exit status 2; set GMM_COMPARE_DEBUG=1 for a traceback.
+"""
 
 from __future__ import annotations
 
+import argparse
+import logging
+import os
 import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NoReturn
 
-import numpy as np
+from analysis.compare import Settings
+from analysis.datasets import DATASETS, Dataset, load_dataset, read_csv, to_csv
+from analysis.files import dumps, staged_folder, write_text_atomic
+from analysis.fitting import check_components
 
-from em_reference import GaussianMixtureEM, seed7907
+PROG = "gmm-compare"
+DEFAULT_DATASET = "seed7907"
+REPORTS = Path("reports")
+SUBCOMMANDS = ("data", "em", "sample", "report", "compare")
+
+
+class UsageError(Exception):
+    """A command-line mistake: reported in one line, exit status 2."""
+
+
+class Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are raised, so that main prints them in one line."""
+
+    def error(self, message: str) -> NoReturn:
+        """Raise UsageError instead of printing the usage and exiting."""
+        raise UsageError(message)
+
+
+# ---------------------------------------------------------------------------------------------
+# Arguments
+
+
+def _positive(name: str) -> Callable[[str], int]:
+    """An argparse type: an integer >= 1, with a message naming the option."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{name} must be a whole number, got {text!r}"
+            ) from None
+        if value < 1:
+            raise argparse.ArgumentTypeError(f"{name} must be at least 1, got {value}")
+        return value
+
+    return parse
+
+
+def _integer(text: str) -> int:
+    """An argparse type: any integer (the seed)."""
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--seed must be a whole number, got {text!r}") from None
+
+
+def _add_data_options(parser: argparse.ArgumentParser) -> None:
+    """Which data: a dataset name or --data FILE.csv, and K."""
+    parser.add_argument(
+        "dataset",
+        nargs="?",
+        default=None,
+        metavar="DATASET",
+        help=f"a named dataset: {', '.join(DATASETS)} (default {DEFAULT_DATASET})",
+    )
+    parser.add_argument(
+        "--data",
+        metavar="FILE.csv",
+        type=Path,
+        help="your own data instead: a CSV of numeric columns, one point per row, optional "
+        "header; a header column named 'label' holds known component labels",
+    )
+    parser.add_argument(
+        "--components",
+        "-k",
+        metavar="K",
+        type=_positive("--components"),
+        help="number of mixture components (default: the dataset's true number, 3 for a CSV)",
+    )
+    parser.add_argument(
+        "--seed",
+        type=_integer,
+        default=0,
+        help="seed for EM's k-means++ restarts and for NUTS: same seed, same numbers (default 0)",
+    )
+
+
+def _add_sampler_options(parser: argparse.ArgumentParser) -> None:
+    """NUTS sizes."""
+    parser.add_argument(
+        "--draws",
+        type=_positive("--draws"),
+        default=1000,
+        help="posterior draws kept per chain (default 1000)",
+    )
+    parser.add_argument(
+        "--tune",
+        type=_positive("--tune"),
+        default=1000,
+        help="tuning (warm-up) draws per chain, discarded (default 1000)",
+    )
+    parser.add_argument(
+        "--chains",
+        type=_positive("--chains"),
+        default=4,
+        help="independent NUTS chains (default 4)",
+    )
+
+
+def _add_output_options(parser: argparse.ArgumentParser, out_help: str) -> None:
+    """--out, --json, --quiet."""
+    parser.add_argument("--out", metavar="PATH", type=Path, help=out_help)
+    parser.add_argument(
+        "--json", action="store_true", help="print machine-readable JSON on stdout instead of text"
+    )
+    parser.add_argument(
+        "--quiet",
+        "-q",
+        action="store_true",
+        help="print only the output path (no progress bar, no summary)",
+    )
+
+
+FOLDER_HELP = "report folder (default reports/NAME, NAME being the dataset or the CSV's name)"
+
+
+def build_parser() -> Parser:
+    """The parser with its five subcommands."""
+    parser = Parser(
+        prog=PROG,
+        description="Fit the same Gaussian mixture by EM (maximum likelihood) and by NUTS "
+        "(Bayesian posterior, PyMC) and compare them. Without a subcommand, runs "
+        "'compare' on seed7907.",
+        epilog="Run 'gmm-compare SUBCOMMAND --help' for the options of each subcommand.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="SUBCOMMAND", parser_class=Parser)
+    specs = {
+        "data": (
+            "write a dataset as CSV (label column first when labels are known)",
+            "CSV file to write (default: standard output)",
+            False,
+        ),
+        "em": (
+            "fit EM from the source's initial values and from 10 seeded k-means++ "
+            "restarts; print the estimates",
+            None,
+            False,
+        ),
+        "sample": (
+            "fit EM, then sample the Bayesian mixture with NUTS; save posterior.nc, "
+            "em.json and data.csv into the folder",
+            FOLDER_HELP,
+            True,
+        ),
+        "report": (
+            "rebuild the report from the results saved in its folder, without sampling",
+            FOLDER_HELP,
+            False,
+        ),
+        "compare": (
+            "everything (the default): EM, NUTS, comparison tables, figures, "
+            "summary.md and a self-contained index.html",
+            FOLDER_HELP,
+            True,
+        ),
+    }
+    for name, (text, out_help, samples) in specs.items():
+        command = sub.add_parser(name, help=text, description=text)
+        _add_data_options(command)
+        if samples:
+            _add_sampler_options(command)
+        if out_help is None:
+            command.add_argument(
+                "--json",
+                action="store_true",
+                help="print the EM results as JSON (the report's em.json)",
+            )
+            command.add_argument("--quiet", "-q", action="store_true", help="print nothing")
+        else:
+            _add_output_options(command, out_help)
+        command.set_defaults(handler=HANDLERS[name])
+    return parser
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    """Parse arguments, running 'compare' when no subcommand is named."""
+    if not argv or (argv[0] not in SUBCOMMANDS and argv[0] not in ("-h", "--help")):
+        argv = ["compare", *argv]
+    args = build_parser().parse_args(argv)
+    if args.dataset is not None and args.data is not None:
+        raise UsageError("give a dataset name or --data FILE.csv, not both")
+    return args
+
+
+# ---------------------------------------------------------------------------------------------
+# Shared steps
+
+
+def dataset_name(args: argparse.Namespace) -> str:
+    """The name the run is known by (for the default output folder), without loading data."""
+    return args.data.stem if args.data is not None else (args.dataset or DEFAULT_DATASET)
+
+
+def load(args: argparse.Namespace) -> Dataset:
+    """The dataset the arguments name."""
+    if args.data is not None:
+        return read_csv(args.data)
+    return load_dataset(args.dataset or DEFAULT_DATASET)
+
+
+def settings_for(args: argparse.Namespace, dataset: Dataset) -> Settings:
+    """The run's settings, K checked against the data."""
+    k = args.components if args.components is not None else dataset.default_components
+    check_components(dataset, k)
+    return Settings(
+        n_components=k,
+        seed=args.seed,
+        draws=getattr(args, "draws", 0),
+        tune=getattr(args, "tune", 0),
+        chains=getattr(args, "chains", 0),
+    )
+
+
+def output_folder(args: argparse.Namespace) -> Path:
+    """--out, or reports/NAME."""
+    return args.out if args.out is not None else REPORTS / load_dataset_key(dataset_name(args))
+
+
+def load_dataset_key(name: str) -> str:
+    """A named dataset's canonical name ('seed-7907' -> 'seed7907'); a CSV stem unchanged."""
+    key = name.lower().replace("-", "").replace("_", "")
+    return key if key in DATASETS else name
+
+
+def say(args: argparse.Namespace, *lines: str) -> None:
+    """Print lines unless --quiet."""
+    if not args.quiet:
+        print("\n".join(lines))
+
+
+def quiet_libraries(args: argparse.Namespace) -> None:
+    """With --quiet or --json, keep PyMC's and PyTensor's informational logging off."""
+    if args.quiet or args.json:
+        for name in ("pymc", "pytensor"):
+            logging.getLogger(name).setLevel(logging.ERROR)
+
+
+# ---------------------------------------------------------------------------------------------
+# Subcommands
+
+
+def command_data(args: argparse.Namespace) -> int:
+    """Write the dataset as CSV to --out or stdout."""
+    dataset = load(args)
+    text = to_csv(dataset)
+    if args.out is None:
+        sys.stdout.write(text)
+        return 0
+    write_text_atomic(args.out, text)
+    if args.json:
+        print(
+            dumps(
+                {
+                    "path": str(args.out),
+                    "n_points": dataset.n_points,
+                    "n_features": dataset.n_features,
+                }
+            ),
+            end="",
+        )
+    else:
+        say(args, str(args.out))
+    return 0
+
+
+def command_em(args: argparse.Namespace) -> int:
+    """Fit both EM runs and print them."""
+    from analysis.report import em_document, run_em
+
+    dataset = load(args)
+    settings = settings_for(args, dataset)
+    fits = run_em(dataset, settings)
+    if args.json:
+        print(dumps(em_document(dataset, fits, settings)), end="")
+        return 0
+    say(args, *em_lines(dataset, fits))
+    return 0
+
+
+def em_lines(dataset: Dataset, fits: Any) -> list[str]:
+    """A readable account of each EM run."""
+    import numpy as np
+
+    lines = [f"{dataset.name}: n = {dataset.n_points}, D = {dataset.n_features}"]
+    for name, run in fits.runs.items():
+        p = run.parameters
+        accuracy = ""
+        if dataset.labels is not None:
+            accuracy = f", accuracy {np.mean(run.labels(dataset.X) == dataset.labels):.1%}"
+        mark = " (reference)" if name == fits.reference else ""
+        lines += [
+            f"EM {name}{mark}: {run.start}",
+            f"  {run.n_iter} iterations, converged {run.converged}, "
+            f"log-likelihood {run.log_likelihood:.4f}{accuracy}",
+            f"  weights     {np.round(p.weights, 3).tolist()}",
+            f"  means       {np.round(p.means, 3).tolist()}",
+            f"  covariances {np.round(p.covariances, 3).tolist()}",
+        ]
+    return lines
+
+
+def command_sample(args: argparse.Namespace) -> int:
+    """EM and NUTS; save the results (no report) into the folder."""
+    from analysis.report import run_all, save_results
+
+    dataset = load(args)
+    settings = settings_for(args, dataset)
+    target = output_folder(args)
+    quiet_libraries(args)
+    with staged_folder(target) as staging:
+        results = run_all(dataset, settings, progressbar=not (args.quiet or args.json))
+        save_results(results, staging)
+    from analysis.compare import sampler_section
+
+    sampler = sampler_section(results.idata)
+    if args.json:
+        print(dumps({"path": str(target), "sampler": sampler}), end="")
+    elif args.quiet:
+        print(target)
+    else:
+        verdict = "fine" if sampler["ok"] else "PROBLEMS: " + "; ".join(sampler["problems"])
+        say(
+            args,
+            f"sampler: {sampler['divergences']} divergences, max R-hat "
+            f"{sampler['max_rhat']:.3f}, min bulk ESS {sampler['min_ess_bulk']:.0f}: "
+            f"{verdict}",
+            f"results saved in {target}/",
+        )
+    return 0
+
+
+def command_report(args: argparse.Namespace) -> int:
+    """Rebuild the report from the results saved in the folder."""
+    from analysis.report import copy_results, load_results, write_report
+
+    target = output_folder(args)
+    results = load_results(target)
+    quiet_libraries(args)
+    with staged_folder(target) as staging:
+        copy_results(target, staging)
+        comparison = write_report(results, staging)
+    return finish(args, target, comparison)
+
+
+def command_compare(args: argparse.Namespace) -> int:
+    """EM, NUTS and the whole report."""
+    from analysis.report import run_all, save_results, write_report
+
+    dataset = load(args)
+    settings = settings_for(args, dataset)
+    target = output_folder(args)
+    quiet_libraries(args)
+    with staged_folder(target) as staging:
+        results = run_all(dataset, settings, progressbar=not (args.quiet or args.json))
+        save_results(results, staging)
+        comparison = write_report(results, staging)
+    return finish(args, target, comparison)
+
+
+def finish(args: argparse.Namespace, target: Path, comparison: dict[str, Any]) -> int:
+    """Print the summary and the report's path (or JSON, or only the path)."""
+    from analysis.report import headline
+
+    if args.json:
+        print(dumps({"report": str(target), **comparison}), end="")
+    elif args.quiet:
+        print(target / "index.html")
+    else:
+        print("\n".join([*headline(comparison), f"report: {target / 'index.html'}"]))
+    return 0
+
+
+HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "data": command_data,
+    "em": command_em,
+    "sample": command_sample,
+    "report": command_report,
+    "compare": command_compare,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Fit EM from the seed program's initial values on seed-7907 and print the estimates."""
-    X, labels = seed7907.load()
-    fit = GaussianMixtureEM(seed7907.N_COMPONENTS, init=seed7907.INITIAL).fit(X)
-    accuracy = float(np.mean(fit.predict(X) == labels))
-    with np.printoptions(precision=3, suppress=True):
-        print(f"weights     {fit.weights_}")
-        print(f"means       {fit.means_.tolist()}")
-        print(f"covariances {np.round(fit.covariances_, 3).tolist()}")
-    print(f"iterations {fit.n_iter_}, log-likelihood {fit.log_likelihood_:.4f}, "
-          f"accuracy {accuracy:.1%}")
-    return 0
+    """Run the command; bad input is one line on stderr and exit status 2."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        args = parse(argv)
+        return args.handler(args)
+    except SystemExit as done:  # --help
+        return int(done.code or 0)
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted; nothing was written", file=sys.stderr)
+        return 130
+    except (UsageError, ValueError, TypeError, OSError) as error:
+        if os.environ.get("GMM_COMPARE_DEBUG"):
+            raise
+        message = " ".join(str(error).split()) or type(error).__name__
+        hint = " (see gmm-compare --help)" if isinstance(error, UsageError) else ""
+        print(f"{PROG}: error: {message}{hint}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -1,0 +1,294 @@
+"""The comparison of EM and the NUTS posterior: every number the report shows, as plain values.
+
+`compare` returns one JSON-ready dict (written as comparison.json): the point-estimate table,
+clustering accuracy with confusion matrices, uncertain points, EM convergence and sampler
+diagnostics, and the warnings the report shows. A number that does not exist (a true value for
+a user's CSV) is None; a NaN anywhere else is an error, never a silent entry.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import arviz_stats as azs
+import numpy as np
+
+from analysis.datasets import Dataset
+from analysis.fitting import EMFits, confusion_matrix
+
+INTERVAL_PROB = 0.94
+UNCERTAIN_BELOW = 0.9
+PARAMETERS = ("weights", "means", "covariances")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How the run was made: the number of components, the seed and the sampler's sizes."""
+
+    n_components: int
+    seed: int
+    draws: int
+    tune: int
+    chains: int
+
+
+# ---------------------------------------------------------------------------------------------
+# Posterior summaries
+
+
+def posterior_arrays(idata: Any) -> dict[str, np.ndarray]:
+    """Draws of each parameter with chain and draw merged: (S, K), (S, K, D), (S, K, D, D)."""
+    arrays = {}
+    for name in PARAMETERS:
+        values = np.asarray(idata.posterior[name])
+        if not np.all(np.isfinite(values)):
+            raise ValueError(f"the posterior draws of {name} contain NaN or infinite values")
+        arrays[name] = values.reshape((-1, *values.shape[2:]))
+    return arrays
+
+
+def entries(n_components: int, n_features: int) -> list[tuple[str, tuple[int, ...]]]:
+    """The table's scalar parameters: every weight, mean coordinate, covariance entry i <= j."""
+    rows: list[tuple[str, tuple[int, ...]]] = []
+    rows += [("weights", (k,)) for k in range(n_components)]
+    rows += [("means", (k, j)) for k in range(n_components) for j in range(n_features)]
+    rows += [
+        ("covariances", (k, i, j))
+        for k in range(n_components)
+        for i in range(n_features)
+        for j in range(i, n_features)
+    ]
+    return rows
+
+
+def label(name: str, index: tuple[int, ...]) -> str:
+    """A parameter's name as the report prints it, e.g. 'means[1, 0]'."""
+    return f"{name}[{', '.join(str(i) for i in index)}]"
+
+
+def posterior_summary(idata: Any) -> dict[str, dict[str, np.ndarray]]:
+    """Mean, SD, 94 % equal-tailed interval, R-hat and bulk/tail ESS of each parameter."""
+    arrays = posterior_arrays(idata)
+    names = list(PARAMETERS)
+    interval = azs.eti(idata, prob=INTERVAL_PROB, var_names=names)
+    rhat = azs.rhat(idata, var_names=names)
+    ess_bulk = azs.ess(idata, var_names=names, method="bulk")
+    ess_tail = azs.ess(idata, var_names=names, method="tail")
+    summary = {}
+    for name in names:
+        bounds = np.asarray(interval[name].transpose(..., "ci_bound"))
+        summary[name] = {
+            "mean": arrays[name].mean(axis=0),
+            "sd": arrays[name].std(axis=0, ddof=1),
+            "low": bounds[..., 0],
+            "high": bounds[..., 1],
+            "r_hat": np.asarray(rhat[name]),
+            "ess_bulk": np.asarray(ess_bulk[name]),
+            "ess_tail": np.asarray(ess_tail[name]),
+        }
+    return summary
+
+
+# ---------------------------------------------------------------------------------------------
+# The point-estimate table
+
+
+def known_parameters(dataset: Dataset, n_components: int) -> dict[str, Any]:
+    """The true and published parameters, only when they exist for this K and D."""
+    known = {}
+    for column, params in (("true", dataset.true), ("published", dataset.published)):
+        fits = params is not None and params.n_components == n_components
+        known[column] = params if fits and params.n_features == dataset.n_features else None
+    return known
+
+
+def _value(params: Any, name: str, index: tuple[int, ...]) -> float | None:
+    """One entry of a parameter set, or None when the set is unknown."""
+    return None if params is None else float(getattr(params, name)[index])
+
+
+def parameter_table(dataset: Dataset, fits: EMFits, idata: Any) -> list[dict[str, Any]]:
+    """One row per scalar parameter: true, published, each EM run, posterior summaries."""
+    k = fits.best.parameters.n_components
+    known = known_parameters(dataset, k)
+    summary = posterior_summary(idata)
+    rows = []
+    for name, index in entries(k, dataset.n_features):
+        post = {stat: float(values[index]) for stat, values in summary[name].items()}
+        em = {run: _value(result.parameters, name, index) for run, result in fits.runs.items()}
+        true = _value(known["true"], name, index)
+        reference = em[fits.reference]
+        rows.append(
+            {
+                "parameter": label(name, index),
+                "group": name,
+                "index": list(index),
+                "true": true,
+                "published": _value(known["published"], name, index),
+                "em": em,
+                "posterior_mean": post["mean"],
+                "posterior_sd": post["sd"],
+                "interval_low": post["low"],
+                "interval_high": post["high"],
+                "em_inside": bool(post["low"] <= reference <= post["high"]),
+                "true_inside": None if true is None else bool(post["low"] <= true <= post["high"]),
+                "r_hat": post["r_hat"],
+                "ess_bulk": post["ess_bulk"],
+                "ess_tail": post["ess_tail"],
+            }
+        )
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------
+# Clustering accuracy
+
+
+def membership_probabilities(idata: Any) -> np.ndarray:
+    """Posterior membership probabilities (n, K) from the models package."""
+    from models import posterior_membership
+
+    probabilities = np.asarray(posterior_membership(idata).probabilities, dtype=np.float64)
+    if not np.all(np.isfinite(probabilities)):
+        raise ValueError("the posterior membership probabilities contain NaN values")
+    return probabilities
+
+
+def clustering(
+    labels: np.ndarray, top: np.ndarray, true_labels: np.ndarray | None, n_components: int
+) -> dict[str, Any]:
+    """Accuracy and confusion matrix against the truth (when known) and the uncertain count."""
+    result: dict[str, Any] = {
+        "uncertain": int(np.sum(top < UNCERTAIN_BELOW)),
+        "counts": np.bincount(labels, minlength=n_components).tolist(),
+    }
+    if true_labels is None:
+        return result | {"correct": None, "accuracy": None, "confusion": None}
+    n_true = int(true_labels.max()) + 1
+    counts = confusion_matrix(true_labels, labels, n_true, n_components)
+    correct = int(np.sum(labels == true_labels))
+    return result | {
+        "correct": correct,
+        "accuracy": correct / labels.size,
+        "confusion": counts.tolist(),
+    }
+
+
+def accuracy_section(dataset: Dataset, fits: EMFits, probabilities: np.ndarray) -> dict[str, Any]:
+    """Clustering of every EM run and of the posterior, and the published accuracy if any."""
+    k = fits.best.parameters.n_components
+    sections = {}
+    for name, run in fits.runs.items():
+        resp = run.responsibilities(dataset.X)
+        sections[name] = clustering(resp.argmax(axis=1), resp.max(axis=1), dataset.labels, k)
+    sections["posterior"] = clustering(
+        probabilities.argmax(axis=1), probabilities.max(axis=1), dataset.labels, k
+    )
+    published = dataset.published_accuracy if known_parameters(dataset, k)["published"] else None
+    return {
+        "labels_known": dataset.labels is not None,
+        "n_points": dataset.n_points,
+        "uncertain_below": UNCERTAIN_BELOW,
+        "published_accuracy": published,
+        "methods": sections,
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Convergence and diagnostics
+
+
+def em_section(fits: EMFits) -> dict[str, Any]:
+    """Iterations, convergence and final log-likelihood of each EM run."""
+    return {
+        "reference": fits.reference,
+        "runs": {
+            name: {
+                "start": run.start,
+                "n_iter": run.n_iter,
+                "converged": run.converged,
+                "log_likelihood": run.log_likelihood,
+            }
+            for name, run in fits.runs.items()
+        },
+    }
+
+
+def sampler_section(idata: Any) -> dict[str, Any]:
+    """The models package's diagnostics of the NUTS run, as plain values."""
+    from models import diagnose
+
+    diag = diagnose(idata)
+    values = {key: _plain(value) for key, value in asdict(diag).items()}
+    values["ok"] = bool(diag.ok)
+    values["problems"] = list(diag.problems)
+    return values
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-ready Python value from NumPy scalars and tuples; NaN becomes None."""
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
+
+
+def warnings_for(
+    em: dict[str, Any], sampler: dict[str, Any], dataset: Dataset, n_components: int
+) -> list[str]:
+    """What the report flags: sampler problems, EM runs that hit max_iter, unmatched K."""
+    found = [f"sampler: {problem}" for problem in sampler["problems"]]
+    if not sampler["ok"] and not sampler["problems"]:
+        found.append("sampler: the diagnostics report a problem")
+    for name, run in em["runs"].items():
+        if not run["converged"]:
+            found.append(f"EM ({name}) stopped at the iteration limit before converging")
+    if dataset.true is not None and dataset.true.n_components != n_components:
+        found.append(
+            f"{n_components} components fitted; the data were drawn from "
+            f"{dataset.true.n_components}, so no true values are shown"
+        )
+    return found
+
+
+def compare(
+    dataset: Dataset, fits: EMFits, idata: Any, settings: Settings, probabilities: np.ndarray
+) -> dict[str, Any]:
+    """Everything the report shows, as one JSON-ready dict (comparison.json).
+
+    `probabilities` (n, K) are the posterior membership probabilities of each point.
+    """
+    k = fits.best.parameters.n_components
+    em = em_section(fits)
+    sampler = sampler_section(idata)
+    return {
+        "dataset": {
+            "name": dataset.name,
+            "description": dataset.description,
+            "n_points": dataset.n_points,
+            "n_features": dataset.n_features,
+            "labels_known": dataset.labels is not None,
+        },
+        "settings": asdict(settings) | {"interval_prob": INTERVAL_PROB, "interval": "eti"},
+        "parameters": parameter_table(dataset, fits, idata),
+        "accuracy": accuracy_section(dataset, fits, probabilities),
+        "em": em,
+        "sampler": sampler,
+        "warnings": warnings_for(em, sampler, dataset, k),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m analysis.compare [NAME]`: the same as `gmm-compare compare`."""
+    from analysis.cli import main as cli_main
+
+    return cli_main(["compare", *(sys.argv[1:] if argv is None else argv)])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

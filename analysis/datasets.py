@@ -1,0 +1,278 @@
+"""The datasets the command offers by name, and reading and writing a user's CSV.
+
+Named datasets:
+- `seed7907`: the seed program's 500 bivariate points (its LCG), with its initial values and
+  published EM table;
+- `seed42`: 100 points each from N((0, 0), I), N((5, 5), I), N((5, 0), I), stacked in that order,
+  drawn with NumPy's legacy generator after `np.random.seed(42)` (a GMM tutorial's data);
+- `seed1000`: 1000 points from a 3-component mixture (weights 0.15 / 0.35 / 0.5) drawn with
+  `np.random.seed(1000)` as a GMM notebook does, with that notebook's EM starting values.
+
+A CSV holds numeric columns, one point per row, with an optional header; a header column
+named `label` (any case) holds true component labels and is not a coordinate.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from em_reference import MixtureParameters, seed7907
+
+LABEL_COLUMN = "label"
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Points X (n, D), true labels (n,) when known, and the known parameters of its source."""
+
+    name: str
+    X: np.ndarray
+    labels: np.ndarray | None
+    description: str
+    true: MixtureParameters | None = None
+    initial: MixtureParameters | None = None
+    published: MixtureParameters | None = None
+    published_accuracy: float | None = None
+
+    @property
+    def n_points(self) -> int:
+        """The number of points n."""
+        return int(self.X.shape[0])
+
+    @property
+    def n_features(self) -> int:
+        """The dimension D of each point."""
+        return int(self.X.shape[1])
+
+    @property
+    def default_components(self) -> int:
+        """K to fit when the user gives none: the true K when known, else 3 (capped at n)."""
+        if self.true is not None:
+            return self.true.n_components
+        if self.labels is not None:
+            return int(np.unique(self.labels).size)
+        return min(3, self.n_points)
+
+
+# ---------------------------------------------------------------------------------------------
+# Named datasets
+
+
+def load_seed7907() -> Dataset:
+    """The seed program's 500 points, its true mixture, initial values and published table."""
+    X, labels = seed7907.load()
+    return Dataset(
+        name="seed7907",
+        X=X,
+        labels=labels,
+        description="500 bivariate points from the seed program's LCG (seed 7907), 3 components",
+        true=seed7907.TRUE,
+        initial=seed7907.INITIAL,
+        published=seed7907.PUBLISHED,
+        published_accuracy=seed7907.PUBLISHED_ACCURACY,
+    )
+
+
+SEED42_MEANS = ((0.0, 0.0), (5.0, 5.0), (5.0, 0.0))
+SEED42_PER_COMPONENT = 100
+
+
+def load_seed42() -> Dataset:
+    """Three unit-covariance blobs of 100 points, NumPy's legacy generator after seed(42)."""
+    state = np.random.RandomState(42)  # the legacy global generator's algorithm and stream
+    blocks = [
+        state.multivariate_normal(mean, np.eye(2), SEED42_PER_COMPONENT) for mean in SEED42_MEANS
+    ]
+    n_components = len(SEED42_MEANS)
+    true = MixtureParameters(
+        weights=np.full(n_components, 1.0 / n_components),
+        means=SEED42_MEANS,
+        covariances=np.stack([np.eye(2)] * n_components),
+    )
+    return Dataset(
+        name="seed42",
+        X=np.vstack(blocks),
+        labels=np.repeat(np.arange(n_components), SEED42_PER_COMPONENT),
+        description="300 points, 100 from each of three unit-covariance blobs (NumPy seed 42)",
+        true=true,
+    )
+
+
+SEED1000_TRUE = MixtureParameters(
+    weights=[0.15, 0.35, 0.5],
+    means=[[-3.0, 2.0], [4.0, 2.0], [3.0, 1.0]],
+    covariances=[[[1.0, 0.2], [0.2, 2.0]], [[0.8, -1.0], [-1.0, 1.3]], [[1.5, 1.4], [1.4, 1.5]]],
+)
+SEED1000_INITIAL = MixtureParameters(
+    weights=[0.4, 0.3, 0.3],
+    means=[[0.0, 0.0], [1.0, 1.0], [2.0, 2.0]],
+    covariances=[[[1.0, 0.5], [0.5, 1.0]]] * 3,
+)
+SEED1000_POINTS = 1000
+
+
+def load_seed1000() -> Dataset:
+    """1000 points drawn one at a time as the notebook does, after NumPy's legacy seed(1000)."""
+    state = np.random.RandomState(1000)
+    choices = state.uniform(0, 1, size=SEED1000_POINTS)
+    w = SEED1000_TRUE.weights
+    # The notebook's thresholds, summed as it sums them: u < w0 -> 0, u < w0 + w1 -> 1, else 2.
+    labels = np.where(choices < w[0], 0, np.where(choices < w[0] + w[1], 1, 2))
+    X = np.vstack(
+        [
+            state.multivariate_normal(SEED1000_TRUE.means[k], SEED1000_TRUE.covariances[k], size=1)
+            for k in labels
+        ]
+    )
+    return Dataset(
+        name="seed1000",
+        X=X,
+        labels=labels.astype(np.int64),
+        description="1000 bivariate points, weights 0.15 / 0.35 / 0.5 (NumPy seed 1000)",
+        true=SEED1000_TRUE,
+        initial=SEED1000_INITIAL,
+    )
+
+
+DATASETS: dict[str, Callable[[], Dataset]] = {
+    "seed7907": load_seed7907,
+    "seed42": load_seed42,
+    "seed1000": load_seed1000,
+}
+
+
+def load_dataset(name: str) -> Dataset:
+    """The named dataset; 'seed-7907' and 'seed7907' are the same name."""
+    key = name.lower().replace("-", "").replace("_", "")
+    if key not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}: choose one of {', '.join(DATASETS)}")
+    return DATASETS[key]()
+
+
+# ---------------------------------------------------------------------------------------------
+# CSV
+
+
+def read_csv(path: str | Path) -> Dataset:
+    """Read a CSV of numeric columns (optional header; a `label` column holds true labels)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise ValueError(f"data file {str(path)!r} does not exist") from None
+    except IsADirectoryError:
+        raise ValueError(f"data file {str(path)!r} is a folder, not a CSV file") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"data file {str(path)!r} is not a text CSV file") from None
+    rows = [
+        (number, row)
+        for number, row in enumerate(csv.reader(io.StringIO(text)), start=1)
+        if row and not (len(row) == 1 and not row[0].strip())
+    ]
+    header, rows = _split_header(rows)
+    if not rows:
+        raise ValueError(f"data file {str(path)!r} has no data rows")
+    values = _parse_rows(path, rows, header)
+    label_index = _label_index(header)
+    X = np.delete(values, label_index, axis=1) if label_index is not None else values
+    if X.shape[1] < 1:
+        raise ValueError(f"data file {str(path)!r} has no coordinate columns")
+    labels = None if label_index is None else _as_labels(path, values[:, label_index])
+    return Dataset(
+        name=path.stem,
+        X=X,
+        labels=labels,
+        description=f"{X.shape[0]} points in {X.shape[1]} dimensions from {path.name}",
+    )
+
+
+def _split_header(rows: list[tuple[int, list[str]]]) -> tuple[list[str] | None, list]:
+    """The header's names (or None when the first row is numeric) and the remaining rows."""
+    if not rows:
+        return None, rows
+    first = rows[0][1]
+    if all(_is_number(field) for field in first):
+        return None, rows
+    return [field.strip() for field in first], rows[1:]
+
+
+def _is_number(field: str) -> bool:
+    """True when the field parses as a float (including nan and inf, rejected later)."""
+    try:
+        float(field)
+    except ValueError:
+        return False
+    return True
+
+
+def _parse_rows(
+    path: Path, rows: list[tuple[int, list[str]]], header: list[str] | None
+) -> np.ndarray:
+    """The rows as a float array (n, columns); ValueError naming the first bad line or field."""
+    width = len(header) if header is not None else len(rows[0][1])
+    values = np.empty((len(rows), width))
+    for i, (line, row) in enumerate(rows):
+        if len(row) != width:
+            raise ValueError(
+                f"data file {str(path)!r}: line {line} has {len(row)} columns, expected {width}"
+            )
+        for j, field in enumerate(row):
+            try:
+                values[i, j] = float(field)
+            except ValueError:
+                raise ValueError(
+                    f"data file {str(path)!r}: line {line}, column {j + 1}: "
+                    f"{field.strip()!r} is not a number"
+                ) from None
+        if not np.all(np.isfinite(values[i])):
+            raise ValueError(f"data file {str(path)!r}: line {line} has a NaN or infinite value")
+    return values
+
+
+def _label_index(header: list[str] | None) -> int | None:
+    """The position of the `label` column in the header, if there is one."""
+    if header is None:
+        return None
+    names = [name.lower() for name in header]
+    return names.index(LABEL_COLUMN) if LABEL_COLUMN in names else None
+
+
+def _as_labels(path: Path, column: np.ndarray) -> np.ndarray:
+    """Integer labels (n,) renumbered 0, 1, ... in sorted order of the values in the column."""
+    if not np.all(column == np.round(column)):
+        raise ValueError(f"data file {str(path)!r}: the label column must hold whole numbers")
+    _, labels = np.unique(column.astype(np.int64), return_inverse=True)
+    return labels.astype(np.int64)
+
+
+def to_csv(dataset: Dataset) -> str:
+    """The dataset as CSV text: header `label,x1,...` (no label column when labels are unknown)."""
+    names = [f"x{j + 1}" for j in range(dataset.n_features)]
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    if dataset.labels is None:
+        writer.writerow(names)
+        writer.writerows([[repr(float(v)) for v in row] for row in dataset.X])
+    else:
+        writer.writerow([LABEL_COLUMN, *names])
+        for label, row in zip(dataset.labels, dataset.X, strict=True):
+            writer.writerow([int(label), *(repr(float(v)) for v in row)])
+    return out.getvalue()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m analysis.datasets [NAME]`: the same as `gmm-compare data`."""
+    from analysis.cli import main as cli_main
+
+    return cli_main(["data", *(sys.argv[1:] if argv is None else argv)])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,422 @@
+"""The report's figures, drawn from the saved results (data, EM runs, the posterior DataTree).
+
+Every function draws one titled, labelled PNG and returns its path. Points of more than two
+dimensions are shown in their first two coordinates; a covariance ellipse there is the
+component's marginal in those coordinates, so it is exact, not an approximation.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import arviz_plots as azp  # noqa: E402
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import xarray as xr  # noqa: E402
+from matplotlib.axes import Axes  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.patches import Ellipse  # noqa: E402
+
+from analysis.compare import UNCERTAIN_BELOW, posterior_arrays  # noqa: E402
+from analysis.datasets import Dataset  # noqa: E402
+from analysis.fitting import EMFits  # noqa: E402
+
+DPI = 110
+ELLIPSE_DRAWS = 40
+PPC_DRAWS = 50
+TRACE_VARIABLES = ("weights", "means")
+COLOURS = plt.get_cmap("tab10").colors
+FIGURES = (
+    "data",
+    "em_clusters",
+    "posterior_clusters",
+    "misclassified",
+    "em_convergence",
+    "forest",
+    "trace",
+    "rank",
+    "ppc",
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers
+
+
+def _colour(k: int) -> tuple[float, float, float]:
+    """The colour of component k (cycled past ten components)."""
+    return COLOURS[k % len(COLOURS)]
+
+
+def _save(fig: Figure, path: Path) -> Path:
+    """Write the figure as PNG and close it."""
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+    return path
+
+
+def _plane(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The two plotted coordinates of each point; 1-D data get a seeded jitter as the second."""
+    if X.shape[1] >= 2:
+        return X[:, 0], X[:, 1]
+    jitter = np.random.default_rng(0).uniform(-1.0, 1.0, X.shape[0])
+    return X[:, 0], jitter
+
+
+def _axis_labels(ax: Axes, dataset: Dataset) -> None:
+    """Name the plotted coordinates, saying so when D > 2 or D = 1."""
+    ax.set_xlabel("x1")
+    if dataset.n_features == 1:
+        ax.set_ylabel("random jitter (data are 1-D)")
+    else:
+        ax.set_ylabel("x2")
+    if dataset.n_features > 2:
+        ax.set_xlabel(f"x1 (first two of {dataset.n_features} coordinates shown)")
+
+
+def ellipse(
+    ax: Axes, mean: np.ndarray, covariance: np.ndarray, n_sigma: float, colour: Any, **style: Any
+) -> None:
+    """Draw the n_sigma contour of N(mean, covariance) in the first two coordinates.
+
+    For 1-D data, two vertical lines at mean +- n_sigma sd stand in for the ellipse.
+    """
+    if mean.shape[0] == 1:
+        sd = float(np.sqrt(covariance[0, 0]))
+        for x in (mean[0] - n_sigma * sd, mean[0] + n_sigma * sd):
+            ax.axvline(x, color=colour, **style)
+        return
+    values, vectors = np.linalg.eigh(covariance[:2, :2])
+    angle = float(np.degrees(np.arctan2(vectors[1, -1], vectors[0, -1])))
+    width, height = 2.0 * n_sigma * np.sqrt(np.maximum(values[::-1], 0.0))
+    ax.add_patch(
+        Ellipse(tuple(mean[:2]), width, height, angle=angle, fill=False, edgecolor=colour, **style)
+    )
+
+
+def _scatter_by(ax: Axes, dataset: Dataset, labels: np.ndarray, prefix: str) -> None:
+    """Points coloured by their component label."""
+    x, y = _plane(dataset.X)
+    for k in np.unique(labels):
+        chosen = labels == k
+        ax.scatter(
+            x[chosen],
+            y[chosen],
+            s=9,
+            color=_colour(int(k)),
+            alpha=0.7,
+            label=f"{prefix} {k} ({int(chosen.sum())})",
+        )
+
+
+def _new(title: str, size: tuple[float, float] = (7.0, 6.0)) -> tuple[Figure, Axes]:
+    """A figure with one axes and a title."""
+    fig, ax = plt.subplots(figsize=size, layout="constrained")
+    ax.set_title(title)
+    return fig, ax
+
+
+# ---------------------------------------------------------------------------------------------
+# Clusterings
+
+
+def plot_data(dataset: Dataset, out: Path) -> Path:
+    """The data, coloured by true component when the labels are known."""
+    fig, ax = _new(f"{dataset.name}: the data")
+    if dataset.labels is None:
+        x, y = _plane(dataset.X)
+        ax.scatter(x, y, s=9, color="0.3", alpha=0.7, label=f"{dataset.n_points} points")
+        ax.set_title(f"{dataset.name}: the data (true components unknown)")
+    else:
+        _scatter_by(ax, dataset, dataset.labels, "true component")
+        ax.set_title(f"{dataset.name}: the data, coloured by true component")
+    _axis_labels(ax, dataset)
+    ax.legend(loc="best", fontsize=8)
+    return _save(fig, out / "data.png")
+
+
+def plot_em_clusters(dataset: Dataset, fits: EMFits, out: Path) -> Path:
+    """EM's clustering (reference run) with its 1 sigma and 2 sigma covariance ellipses."""
+    run = fits.best
+    fig, ax = _new(f"EM clustering ({run.name} run) with 1σ and 2σ ellipses")
+    _scatter_by(ax, dataset, run.labels(dataset.X), "EM component")
+    p = run.parameters
+    for k in range(p.n_components):
+        for n_sigma, style in ((1.0, "-"), (2.0, "--")):
+            ellipse(ax, p.means[k], p.covariances[k], n_sigma, "black", linestyle=style, lw=1.4)
+        ax.plot(*_centre(p.means[k]), marker="X", color="black", ms=9)
+    ax.plot([], [], "k-", label="1σ ellipse")
+    ax.plot([], [], "k--", label="2σ ellipse")
+    _axis_labels(ax, dataset)
+    ax.legend(loc="best", fontsize=8)
+    return _save(fig, out / "em_clusters.png")
+
+
+def _centre(mean: np.ndarray) -> tuple[float, float]:
+    """Where a component's centre is drawn in the plotted plane."""
+    return float(mean[0]), float(mean[1]) if mean.shape[0] > 1 else 0.0
+
+
+def plot_posterior_clusters(
+    dataset: Dataset, idata: Any, probabilities: np.ndarray, out: Path
+) -> Path:
+    """Posterior clustering, with 1σ/2σ ellipses of a spread of posterior draws."""
+    draws = posterior_arrays(idata)
+    fig, ax = _new(f"Posterior clustering with ellipses of {ELLIPSE_DRAWS} posterior draws")
+    _scatter_by(ax, dataset, probabilities.argmax(axis=1), "posterior component")
+    chosen = np.linspace(0, draws["weights"].shape[0] - 1, ELLIPSE_DRAWS).astype(int)
+    for s in chosen:
+        for k in range(draws["means"].shape[1]):
+            mean, cov = draws["means"][s, k], draws["covariances"][s, k]
+            ellipse(ax, mean, cov, 1.0, _colour(k), lw=0.6, alpha=0.35)
+            ellipse(ax, mean, cov, 2.0, _colour(k), lw=0.6, alpha=0.25, linestyle="--")
+    ax.plot([], [], "k-", lw=0.6, label="1σ ellipse (one draw)")
+    ax.plot([], [], "k--", lw=0.6, label="2σ ellipse (one draw)")
+    _axis_labels(ax, dataset)
+    ax.legend(loc="best", fontsize=8)
+    return _save(fig, out / "posterior_clusters.png")
+
+
+def plot_misclassified(
+    dataset: Dataset, fits: EMFits, probabilities: np.ndarray, out: Path
+) -> Path:
+    """Misclassified points (EM and posterior) and uncertain ones (top probability < 0.9)."""
+    x, y = _plane(dataset.X)
+    em_labels = fits.best.labels(dataset.X)
+    post_labels = probabilities.argmax(axis=1)
+    uncertain = probabilities.max(axis=1) < UNCERTAIN_BELOW
+    fig, ax = _new("Misclassified and uncertain points")
+    ax.scatter(x, y, s=8, color="0.8", label="other points")
+    if dataset.labels is not None:
+        em_wrong = em_labels != dataset.labels
+        post_wrong = post_labels != dataset.labels
+        ax.scatter(
+            x[em_wrong],
+            y[em_wrong],
+            s=90,
+            marker="x",
+            color="tab:red",
+            label=f"EM label ≠ true ({int(em_wrong.sum())})",
+        )
+        ax.scatter(
+            x[post_wrong],
+            y[post_wrong],
+            s=40,
+            marker="+",
+            color="tab:blue",
+            label=f"posterior label ≠ true ({int(post_wrong.sum())})",
+        )
+    else:
+        ax.set_title("Uncertain points, and EM/posterior disagreements (true labels unknown)")
+        differ = em_labels != post_labels
+        ax.scatter(
+            x[differ],
+            y[differ],
+            s=90,
+            marker="x",
+            color="tab:red",
+            label=f"EM label ≠ posterior label ({int(differ.sum())})",
+        )
+    ax.scatter(
+        x[uncertain],
+        y[uncertain],
+        s=130,
+        facecolors="none",
+        edgecolors="tab:orange",
+        lw=1.5,
+        label=f"posterior top probability < {UNCERTAIN_BELOW} ({int(uncertain.sum())})",
+    )
+    _axis_labels(ax, dataset)
+    ax.legend(loc="best", fontsize=8)
+    return _save(fig, out / "misclassified.png")
+
+
+# ---------------------------------------------------------------------------------------------
+# EM convergence and posterior summaries
+
+
+def plot_em_convergence(fits: EMFits, out: Path) -> Path:
+    """Total log-likelihood by iteration, and its distance to the final value (log scale)."""
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(7.0, 6.5), layout="constrained", sharex=True)
+    fig.suptitle("EM log-likelihood by iteration")
+    for i, (name, run) in enumerate(fits.runs.items()):
+        history = np.asarray(run.log_likelihood_history)
+        steps = np.arange(history.size)
+        top.plot(
+            steps,
+            history,
+            marker="o",
+            ms=3,
+            color=_colour(i),
+            label=f"{name}: {run.n_iter} iterations, final {run.log_likelihood:.4f}",
+        )
+        gap = history[-1] - history[:-1]
+        shown = gap > 0
+        bottom.semilogy(
+            steps[:-1][shown], gap[shown], marker="o", ms=3, color=_colour(i), label=name
+        )
+    top.set_ylabel("total log-likelihood")
+    top.legend(fontsize=8)
+    bottom.set_ylabel("final − current log-likelihood")
+    bottom.set_xlabel("iteration (0 = starting values)")
+    bottom.legend(fontsize=8)
+    return _save(fig, out / "em_convergence.png")
+
+
+def plot_forest(comparison: dict[str, Any], out: Path) -> Path:
+    """94 % intervals and posterior means of every parameter, EM and true values marked."""
+    rows = comparison["parameters"]
+    groups = [g for g in ("weights", "means", "covariances") if any(r["group"] == g for r in rows)]
+    heights = [sum(r["group"] == g for r in rows) for g in groups]
+    fig, axes = plt.subplots(
+        len(groups),
+        1,
+        figsize=(7.5, 1.2 + 0.32 * sum(heights)),
+        height_ratios=heights,
+        layout="constrained",
+    )
+    reference = comparison["em"]["reference"]
+    fig.suptitle(f"Posterior 94 % intervals with EM ({reference} run) and true values")
+    for ax, group in zip(np.atleast_1d(axes), groups, strict=True):
+        _forest_group(ax, [r for r in rows if r["group"] == group], reference)
+        ax.set_title(group, fontsize=10, loc="left")
+    np.atleast_1d(axes)[0].legend(fontsize=8, loc="best")
+    return _save(fig, out / "forest.png")
+
+
+def _forest_group(ax: Axes, rows: list[dict[str, Any]], reference: str) -> None:
+    """One panel of the forest plot: one row per parameter, top to bottom."""
+    y = -np.arange(len(rows), dtype=float)
+    low = [r["interval_low"] for r in rows]
+    high = [r["interval_high"] for r in rows]
+    ax.hlines(y, low, high, color="tab:blue", lw=2.5, label="94 % interval")
+    ax.plot([r["posterior_mean"] for r in rows], y, "o", color="tab:blue", label="posterior mean")
+    ax.plot([r["em"][reference] for r in rows], y, "x", color="tab:red", ms=9, mew=2, label="EM")
+    true = [(r["true"], yi) for r, yi in zip(rows, y, strict=True) if r["true"] is not None]
+    if true:
+        ax.plot(*zip(*true, strict=True), "D", mfc="none", color="black", ms=7, label="true")
+    ax.set_yticks(y, [r["parameter"] for r in rows], fontsize=8)
+    ax.grid(axis="x", alpha=0.3)
+
+
+def _arviz_figure(pc: Any, title: str, path: Path) -> Path:
+    """Title an arviz-plots PlotCollection's figure, lay it out and save it."""
+    fig = pc.viz["figure"].item() if hasattr(pc.viz["figure"], "item") else pc.viz["figure"]
+    fig.suptitle(title)
+    fig.set_layout_engine("constrained")
+    return _save(fig, path)
+
+
+def plot_trace(idata: Any, out: Path) -> Path:
+    """ArviZ trace plot (marginal densities and draws by chain) of weights and means."""
+    pc = azp.plot_trace_dist(
+        idata,
+        var_names=list(TRACE_VARIABLES),
+        backend="matplotlib",
+        figure_kwargs={"figsize": (11, 6)},
+    )
+    return _arviz_figure(
+        pc, "Trace of weights and means (one line style per chain)", out / "trace.png"
+    )
+
+
+def plot_rank(idata: Any, out: Path) -> Path:
+    """ArviZ rank (Δ-ECDF) plot of weights and means: flat lines mean the chains agree."""
+    n_panels = sum(int(np.prod(idata.posterior[v].shape[2:])) for v in TRACE_VARIABLES)
+    rows = int(np.ceil(n_panels / 4))
+    pc = azp.plot_rank(
+        idata,
+        var_names=list(TRACE_VARIABLES),
+        backend="matplotlib",
+        figure_kwargs={"figsize": (12, 2.4 * rows + 1)},
+    )
+    return _arviz_figure(
+        pc, "Rank plots of weights and means (chains should overlap)", out / "rank.png"
+    )
+
+
+def predictive_tree(idata: Any) -> xr.DataTree:
+    """Observed and replicated data with one variable per coordinate (x1, x2, ...)."""
+    observed = idata.observed_data
+    name = next(iter(observed.data_vars))
+    predicted = idata.posterior_predictive[name]
+    obs = observed[name]
+    extra = [d for d in obs.dims if d != obs.dims[0]]
+    if not extra:
+        return xr.DataTree.from_dict(
+            {
+                "posterior_predictive": xr.Dataset({"x1": predicted}),
+                "observed_data": xr.Dataset({"x1": obs}),
+            }
+        )
+    dim = extra[0]
+    pick = {f"x{j + 1}": j for j in range(obs.sizes[dim])}
+    return xr.DataTree.from_dict(
+        {
+            "posterior_predictive": xr.Dataset(
+                {key: predicted.isel({dim: j}, drop=True) for key, j in pick.items()}
+            ),
+            "observed_data": xr.Dataset(
+                {key: obs.isel({dim: j}, drop=True) for key, j in pick.items()}
+            ),
+        }
+    )
+
+
+def plot_ppc(idata: Any, out: Path) -> Path:
+    """Posterior predictive check: each coordinate's density, observed against replicated."""
+    tree = predictive_tree(idata)
+    n = len(tree["observed_data"].data_vars)
+    pc = azp.plot_ppc_dist(
+        tree,
+        backend="matplotlib",
+        num_samples=PPC_DRAWS,
+        figure_kwargs={"figsize": (min(4.0 * n, 14.0), 3.8)},
+    )
+    return _arviz_figure(
+        pc,
+        f"Posterior predictive check: observed (black) vs {PPC_DRAWS} replicated data sets",
+        out / "ppc.png",
+    )
+
+
+def draw_all(
+    dataset: Dataset,
+    fits: EMFits,
+    idata: Any,
+    probabilities: np.ndarray,
+    comparison: dict[str, Any],
+    out: Path,
+) -> dict[str, Path]:
+    """Every figure into folder out; returns name -> path in report order."""
+    out.mkdir(parents=True, exist_ok=True)
+    makers: dict[str, Callable[[], Path]] = {
+        "data": lambda: plot_data(dataset, out),
+        "em_clusters": lambda: plot_em_clusters(dataset, fits, out),
+        "posterior_clusters": lambda: plot_posterior_clusters(dataset, idata, probabilities, out),
+        "misclassified": lambda: plot_misclassified(dataset, fits, probabilities, out),
+        "em_convergence": lambda: plot_em_convergence(fits, out),
+        "forest": lambda: plot_forest(comparison, out),
+        "trace": lambda: plot_trace(idata, out),
+        "rank": lambda: plot_rank(idata, out),
+        "ppc": lambda: plot_ppc(idata, out),
+    }
+    return {name: makers[name]() for name in FIGURES}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m analysis.figures [NAME] [--out DIR]`: redraw a saved report (`report`)."""
+    from analysis.cli import main as cli_main
+
+    return cli_main(["report", *(sys.argv[1:] if argv is None else argv)])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
