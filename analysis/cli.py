@@ -46,21 +46,12 @@ class Parser(argparse.ArgumentParser):
 # Arguments
 
 
-def _positive(name: str) -> Callable[[str], int]:
-    """An argparse type: an integer >= 1, with a message naming the option."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"{name} must be a whole number, got {text!r}"
-            ) from None
-        if value < 1:
-            raise argparse.ArgumentTypeError(f"{name} must be at least 1, got {value}")
-        return value
-
-    return parse
+def _positive(text: str) -> int:
+    """An argparse type: an integer >= 1 (argparse puts the option's name before the message)."""
+    value = _integer(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def _integer(text: str) -> int:
@@ -68,7 +59,7 @@ def _integer(text: str) -> int:
     try:
         return int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--seed must be a whole number, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
 
 
 def _add_data_options(parser: argparse.ArgumentParser) -> None:
@@ -91,7 +82,7 @@ def _add_data_options(parser: argparse.ArgumentParser) -> None:
         "--components",
         "-k",
         metavar="K",
-        type=_positive("--components"),
+        type=_positive,
         help="number of mixture components (default: the dataset's true number, 3 for a CSV)",
     )
     parser.add_argument(
@@ -106,19 +97,19 @@ def _add_sampler_options(parser: argparse.ArgumentParser) -> None:
     """NUTS sizes."""
     parser.add_argument(
         "--draws",
-        type=_positive("--draws"),
+        type=_positive,
         default=1000,
         help="posterior draws kept per chain (default 1000)",
     )
     parser.add_argument(
         "--tune",
-        type=_positive("--tune"),
+        type=_positive,
         default=1000,
         help="tuning (warm-up) draws per chain, discarded (default 1000)",
     )
     parser.add_argument(
         "--chains",
-        type=_positive("--chains"),
+        type=_positive,
         default=4,
         help="independent NUTS chains (default 4)",
     )

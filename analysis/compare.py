@@ -12,7 +12,6 @@ import sys
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import arviz_stats as azs
 import numpy as np
 
 from analysis.datasets import Dataset
@@ -70,6 +69,8 @@ def label(name: str, index: tuple[int, ...]) -> str:
 
 def posterior_summary(idata: Any) -> dict[str, dict[str, np.ndarray]]:
     """Mean, SD, 94 % equal-tailed interval, R-hat and bulk/tail ESS of each parameter."""
+    import arviz_stats as azs  # imported here: it takes seconds, and only this needs it
+
     arrays = posterior_arrays(idata)
     names = list(PARAMETERS)
     interval = azs.eti(idata, prob=INTERVAL_PROB, var_names=names)

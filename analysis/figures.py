@@ -16,19 +16,20 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import arviz_plots as azp  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import xarray as xr  # noqa: E402
-from matplotlib.axes import Axes  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.patches import Ellipse  # noqa: E402
+import arviz_plots as azp
+import matplotlib.pyplot as plt
+import numpy as np
+import xarray as xr
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.patches import Ellipse
 
-from analysis.compare import UNCERTAIN_BELOW, posterior_arrays  # noqa: E402
-from analysis.datasets import Dataset  # noqa: E402
-from analysis.fitting import EMFits  # noqa: E402
+from analysis.compare import UNCERTAIN_BELOW, posterior_arrays
+from analysis.datasets import Dataset
+from analysis.fitting import EMFits
 
 DPI = 110
+SIGMA = "\N{GREEK SMALL LETTER SIGMA}"
 ELLIPSE_DRAWS = 40
 PPC_DRAWS = 50
 TRACE_VARIABLES = ("weights", "means")
@@ -145,15 +146,15 @@ def plot_data(dataset: Dataset, out: Path) -> Path:
 def plot_em_clusters(dataset: Dataset, fits: EMFits, out: Path) -> Path:
     """EM's clustering (reference run) with its 1 sigma and 2 sigma covariance ellipses."""
     run = fits.best
-    fig, ax = _new(f"EM clustering ({run.name} run) with 1σ and 2σ ellipses")
+    fig, ax = _new(f"EM clustering ({run.name} run) with 1{SIGMA} and 2{SIGMA} ellipses")
     _scatter_by(ax, dataset, run.labels(dataset.X), "EM component")
     p = run.parameters
     for k in range(p.n_components):
         for n_sigma, style in ((1.0, "-"), (2.0, "--")):
             ellipse(ax, p.means[k], p.covariances[k], n_sigma, "black", linestyle=style, lw=1.4)
         ax.plot(*_centre(p.means[k]), marker="X", color="black", ms=9)
-    ax.plot([], [], "k-", label="1σ ellipse")
-    ax.plot([], [], "k--", label="2σ ellipse")
+    ax.plot([], [], "k-", label=f"1{SIGMA} ellipse")
+    ax.plot([], [], "k--", label=f"2{SIGMA} ellipse")
     _axis_labels(ax, dataset)
     ax.legend(loc="best", fontsize=8)
     return _save(fig, out / "em_clusters.png")
@@ -167,7 +168,7 @@ def _centre(mean: np.ndarray) -> tuple[float, float]:
 def plot_posterior_clusters(
     dataset: Dataset, idata: Any, probabilities: np.ndarray, out: Path
 ) -> Path:
-    """Posterior clustering, with 1σ/2σ ellipses of a spread of posterior draws."""
+    """Posterior clustering, with 1-sigma/2-sigma ellipses of a spread of posterior draws."""
     draws = posterior_arrays(idata)
     fig, ax = _new(f"Posterior clustering with ellipses of {ELLIPSE_DRAWS} posterior draws")
     _scatter_by(ax, dataset, probabilities.argmax(axis=1), "posterior component")
@@ -177,8 +178,8 @@ def plot_posterior_clusters(
             mean, cov = draws["means"][s, k], draws["covariances"][s, k]
             ellipse(ax, mean, cov, 1.0, _colour(k), lw=0.6, alpha=0.35)
             ellipse(ax, mean, cov, 2.0, _colour(k), lw=0.6, alpha=0.25, linestyle="--")
-    ax.plot([], [], "k-", lw=0.6, label="1σ ellipse (one draw)")
-    ax.plot([], [], "k--", lw=0.6, label="2σ ellipse (one draw)")
+    ax.plot([], [], "k-", lw=0.6, label=f"1{SIGMA} ellipse (one draw)")
+    ax.plot([], [], "k--", lw=0.6, label=f"2{SIGMA} ellipse (one draw)")
     _axis_labels(ax, dataset)
     ax.legend(loc="best", fontsize=8)
     return _save(fig, out / "posterior_clusters.png")
@@ -264,7 +265,7 @@ def plot_em_convergence(fits: EMFits, out: Path) -> Path:
         )
     top.set_ylabel("total log-likelihood")
     top.legend(fontsize=8)
-    bottom.set_ylabel("final − current log-likelihood")
+    bottom.set_ylabel("final - current log-likelihood")
     bottom.set_xlabel("iteration (0 = starting values)")
     bottom.legend(fontsize=8)
     return _save(fig, out / "em_convergence.png")
@@ -287,7 +288,8 @@ def plot_forest(comparison: dict[str, Any], out: Path) -> Path:
     for ax, group in zip(np.atleast_1d(axes), groups, strict=True):
         _forest_group(ax, [r for r in rows if r["group"] == group], reference)
         ax.set_title(group, fontsize=10, loc="left")
-    np.atleast_1d(axes)[0].legend(fontsize=8, loc="best")
+    handles, names = np.atleast_1d(axes)[0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="outside lower center", ncols=4, fontsize=8)
     return _save(fig, out / "forest.png")
 
 

@@ -26,9 +26,13 @@ POSTERIOR_FILE = "posterior.nc"
 EM_FILE = "em.json"
 DATA_FILE = "data.csv"
 SAVED_FILES = (POSTERIOR_FILE, EM_FILE, DATA_FILE)
+SIGMA = "\N{GREEK SMALL LETTER SIGMA}"
+DASH = "\N{EN DASH}"  # an unknown value in a table
+TIMES = "\N{MULTIPLICATION SIGN}"
 FIGURE_CAPTIONS = {
     "data": "The data, coloured by the component each point was drawn from.",
-    "em_clusters": "EM's clustering with each component's 1σ (solid) and 2σ (dashed) ellipse.",
+    "em_clusters": f"EM's clustering with each component's 1{SIGMA} (solid) and 2{SIGMA} "
+    "(dashed) ellipse.",
     "posterior_clusters": "Posterior clustering (most probable component of each point) with "
     "ellipses from a spread of posterior draws: their scatter is the "
     "uncertainty EM's single estimate does not show.",
@@ -40,8 +44,8 @@ FIGURE_CAPTIONS = {
     "and the true value (◇) where known.",
     "trace": "Trace plot: marginal posterior of each weight and mean coordinate per chain "
     "(left) and the draws in order (right).",
-    "rank": "Rank plots: each chain's rank distribution against uniform; lines inside the "
-    "band mean the chains agree.",
+    "rank": "Rank plots: the difference between each chain's rank ECDF and a uniform one; "
+    "curves near zero mean the chains agree, a small p flags a chain that differs.",
     "ppc": "Posterior predictive check: the density of each coordinate, observed (black) "
     "against data sets replicated from the posterior (blue).",
 }
@@ -127,8 +131,6 @@ def copy_results(source: Path, folder: Path) -> None:
 
 def load_results(folder: Path) -> Results:
     """Read a report folder's saved results; ValueError naming a missing or broken file."""
-    from models import load_posterior
-
     missing = [name for name in SAVED_FILES if not (folder / name).is_file()]
     if missing:
         raise ValueError(
@@ -144,6 +146,8 @@ def load_results(folder: Path) -> Results:
         raise ValueError(
             f"{str(folder / EM_FILE)!r} is not a gmm-compare EM file: {error}"
         ) from None
+    from models import load_posterior
+
     try:
         idata = load_posterior(folder / POSTERIOR_FILE)
     except (OSError, ValueError) as error:
@@ -209,12 +213,12 @@ class Table:
 
 def _num(value: float | None, digits: int = 3) -> str:
     """A number with fixed decimals, or an en dash when unknown."""
-    return "–" if value is None else f"{value:.{digits}f}"
+    return DASH if value is None else f"{value:.{digits}f}"
 
 
 def _yes(value: bool | None) -> str:
-    """yes / no / en dash."""
-    return "–" if value is None else ("yes" if value else "NO")
+    """Yes / no / en dash."""
+    return DASH if value is None else ("yes" if value else "NO")
 
 
 def parameter_section(comparison: dict[str, Any]) -> Table:
@@ -277,11 +281,11 @@ def accuracy_sections(comparison: dict[str, Any]) -> list[Table]:
     rows = []
     if acc["published_accuracy"] is not None:
         p = acc["published_accuracy"]
-        rows.append(["published (seed program)", f"{round(p * n)} of {n}", f"{p:.1%}", "–", "–"])
+        rows.append(["published (seed program)", f"{round(p * n)} of {n}", f"{p:.1%}", DASH, DASH])
     for name, m in methods.items():
         label = "posterior" if name == "posterior" else f"EM ({name})"
-        correct = "–" if m["correct"] is None else f"{m['correct']} of {n}"
-        accuracy = "–" if m["accuracy"] is None else f"{m['accuracy']:.1%}"
+        correct = DASH if m["correct"] is None else f"{m['correct']} of {n}"
+        accuracy = DASH if m["accuracy"] is None else f"{m['accuracy']:.1%}"
         rows.append(
             [label, correct, accuracy, str(m["uncertain"]), " / ".join(str(c) for c in m["counts"])]
         )
@@ -340,8 +344,8 @@ def sampler_section(comparison: dict[str, Any]) -> Table:
     settings = comparison["settings"]
     rows = [
         [
-            "chains × draws (tuning)",
-            f"{settings['chains']} × {settings['draws']} ({settings['tune']})",
+            f"chains {TIMES} draws (tuning)",
+            f"{settings['chains']} {TIMES} {settings['draws']} ({settings['tune']})",
         ],
         ["divergences", str(s["divergences"])],
         ["max R-hat", _num(s["max_rhat"], 4)],

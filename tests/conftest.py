@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -23,3 +25,32 @@ def seed_em(seed_data) -> GaussianMixtureEM:
     """EM fitted on seed-7907 from the seed program's initial values."""
     X, _ = seed_data
     return GaussianMixtureEM(seed7907.N_COMPONENTS, init=seed7907.INITIAL).fit(X)
+
+
+# ---------------------------------------------------------------------------------------------
+# The gmm-compare command (analysis/): run it as a user does, once per session where expensive.
+
+GMM_COMPARE = Path(sys.executable).with_name("gmm-compare")
+SMALL_RUN = ("--draws", "100", "--tune", "100", "--chains", "2", "--seed", "3")
+
+
+@pytest.fixture(scope="session")
+def run_gmm_compare():
+    """Run the installed `gmm-compare` console script; returns the CompletedProcess."""
+
+    def run(*args: object, cwd: Path | None = None) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [str(GMM_COMPARE), *(str(a) for a in args)],
+            capture_output=True, text=True, cwd=cwd, check=False,
+        )
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def seed_report_run(tmp_path_factory, run_gmm_compare) -> tuple[Path, subprocess.CompletedProcess]:
+    """`gmm-compare` with small draw counts in a fresh folder: (report folder, the run)."""
+    cwd = tmp_path_factory.mktemp("seed_report")
+    result = run_gmm_compare(*SMALL_RUN, cwd=cwd)
+    assert result.returncode == 0, result.stderr
+    return cwd / "reports" / "seed7907", result

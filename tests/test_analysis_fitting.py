@@ -1,0 +1,94 @@
+"""EM runs for the comparison: the seed start, the restarts, and one component order."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from analysis.datasets import Dataset, load_dataset
+from analysis.fitting import EMFits, EMResult, fit_em, matching_order
+from em_reference import sample_mixture, seed7907
+
+
+@pytest.fixture(scope="module")
+def seed_fits() -> EMFits:
+    return fit_em(load_dataset("seed7907"), 3, seed=0)
+
+
+def test_initial_run_is_the_seed_programs_run(seed_fits, seed_em):
+    run = seed_fits.runs["initial"]
+    assert np.array_equal(run.parameters.weights, seed_em.weights_)
+    assert np.array_equal(run.parameters.means, seed_em.means_)
+    assert np.array_equal(run.parameters.covariances, seed_em.covariances_)
+    assert run.log_likelihood_history == tuple(seed_em.log_likelihood_history_)
+    assert run.n_iter == 16
+    assert run.converged
+
+
+def test_equal_optima_keep_the_seed_start_as_reference(seed_fits):
+    restarts = seed_fits.runs["restarts"]
+    assert seed_fits.reference == "initial"
+    assert restarts.log_likelihood == pytest.approx(seed_fits.best.log_likelihood, abs=1e-2)
+
+
+def test_restarts_are_put_in_the_true_order(seed_fits):
+    restarts = seed_fits.runs["restarts"].parameters
+    assert np.allclose(restarts.means, seed7907.PUBLISHED.means, atol=2e-3)
+    assert np.allclose(restarts.weights, seed7907.PUBLISHED.weights, atol=2e-3)
+
+
+def test_reference_is_matched_to_the_truth_when_it_comes_out_permuted():
+    # The seed1000 notebook's start ends with components in the order 0, 2, 1 of the truth.
+    dataset = load_dataset("seed1000")
+    fits = fit_em(dataset, 3, seed=0)
+    assert np.allclose(fits.best.parameters.means, dataset.true.means, atol=0.25)
+    labels = fits.best.labels(dataset.X)
+    assert np.mean(labels == dataset.labels) > 0.9
+
+
+def test_unlabelled_data_are_ordered_by_the_first_mean_coordinate():
+    X, _ = sample_mixture(
+        300, [0.5, 0.5], [[5.0, 0.0], [-5.0, 0.0]], [np.eye(2), np.eye(2)], seed=3
+    )
+    dataset = Dataset("plain", X, None, "two blobs")
+    fits = fit_em(dataset, 2, seed=1)
+    assert list(fits.runs) == ["restarts"]
+    assert fits.best.parameters.means[0, 0] < fits.best.parameters.means[1, 0]
+
+
+def test_more_components_than_true_ones_still_aligns():
+    dataset = load_dataset("seed7907")
+    fits = fit_em(dataset, 4, seed=0)
+    assert list(fits.runs) == ["restarts"]  # the seed start has 3 components
+    assert fits.best.parameters.n_components == 4
+
+
+def test_em_result_json_round_trip(seed_fits):
+    again = EMFits.from_dict(seed_fits.as_dict())
+    assert again.reference == seed_fits.reference
+    for name, run in seed_fits.runs.items():
+        back = again.runs[name]
+        assert np.array_equal(back.parameters.covariances, run.parameters.covariances)
+        assert back.log_likelihood_history == run.log_likelihood_history
+        assert (back.n_iter, back.converged, back.start) == (run.n_iter, run.converged, run.start)
+
+
+def test_estimator_carries_the_estimates(seed_fits, seed_data):
+    X, _ = seed_data
+    run: EMResult = seed_fits.best
+    fit = run.estimator()
+    assert np.array_equal(fit.predict(X), run.labels(X))
+    assert fit.score_samples(X).sum() == pytest.approx(run.log_likelihood, abs=1e-8)
+
+
+def test_matching_order_maximises_agreement():
+    agreement = np.array([[0, 9, 1], [8, 0, 0], [1, 0, 7]])
+    assert matching_order(agreement).tolist() == [1, 0, 2]
+    wide = np.array([[0, 5, 0, 1], [6, 0, 0, 0]])
+    assert matching_order(wide).tolist() == [1, 0, 2, 3]
+
+
+@pytest.mark.parametrize(("k", "message"), [(0, "integer >= 1"), (501, "fewer than the 501")])
+def test_bad_component_counts(k, message):
+    with pytest.raises(ValueError, match=message):
+        fit_em(load_dataset("seed7907"), k, seed=0)

@@ -1,0 +1,206 @@
+"""The gmm-compare command without sampling: help, data, em, and every kind of bad input."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from analysis.cli import main
+from analysis.datasets import load_dataset, read_csv
+from em_reference import seed7907
+
+
+def test_help_explains_every_subcommand_and_option(run_gmm_compare):
+    top = run_gmm_compare("--help")
+    assert top.returncode == 0
+    for word in ("data", "em", "sample", "report", "compare", "seed7907"):
+        assert word in top.stdout
+    sub = run_gmm_compare("compare", "--help")
+    assert sub.returncode == 0
+    for option in (
+        "--data",
+        "--components",
+        "--seed",
+        "--draws",
+        "--tune",
+        "--chains",
+        "--out",
+        "--json",
+        "--quiet",
+        "seed42",
+        "seed1000",
+    ):
+        assert option in sub.stdout
+
+
+def test_data_writes_a_named_dataset_as_csv(tmp_path, capsys):
+    path = tmp_path / "seed42.csv"
+    assert main(["data", "seed42", "--out", str(path), "--quiet"]) == 0
+    back = read_csv(path)
+    dataset = load_dataset("seed42")
+    assert np.array_equal(back.X, dataset.X)
+    assert np.array_equal(back.labels, dataset.labels)
+    assert main(["data"]) == 0
+    assert capsys.readouterr().out.splitlines()[1].startswith("0,")  # seed7907 on stdout
+
+
+def test_em_json_is_the_seed_run(capsys, seed_em):
+    assert main(["em", "--json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    initial = document["em"]["runs"]["initial"]
+    assert document["em"]["reference"] == "initial"
+    assert np.array_equal(initial["means"], seed_em.means_)
+    assert initial["n_iter"] == 16
+    assert document["dataset"]["published"] == seed7907.PUBLISHED.as_dict()
+    assert document["settings"]["n_components"] == 3
+
+
+def test_em_text_names_both_runs(capsys):
+    assert main(["em", "seed-7907", "--seed", "5"]) == 0
+    out = capsys.readouterr().out
+    assert "EM initial" in out and "EM restarts" in out
+    assert "accuracy 99.4%" in out
+    assert "-2089.5719" in out
+
+
+def test_em_on_a_user_csv_with_k(tmp_path, capsys):
+    path = tmp_path / "mine.csv"
+    X, _ = load_dataset("seed42").X, None
+    np.savetxt(path, X, delimiter=",")
+    assert main(["em", "--data", str(path), "-k", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "mine: n = 300, D = 2" in out
+    assert "EM initial" not in out and "accuracy" not in out
+
+
+# ---------------------------------------------------------------------------------------------
+# Bad input: one line on stderr, exit status 2, an existing report untouched
+
+
+@pytest.fixture
+def existing_report(tmp_path):
+    """A folder standing for a good earlier report."""
+    folder = tmp_path / "reports" / "old"
+    folder.mkdir(parents=True)
+    (folder / "index.html").write_text("<p>good report</p>")
+    (folder / "comparison.json").write_text("{}")
+    return folder
+
+
+def _snapshot(folder):
+    return sorted((p.name, p.read_bytes()) for p in folder.iterdir())
+
+
+def _write(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+BAD_INPUTS = {
+    "missing file": (lambda t: ["--data", t / "nope.csv"], "does not exist"),
+    "non-numeric": (
+        lambda t: ["--data", _write(t, "words.csv", "a,b\n1,2\nthree,4\n")],
+        "line 3, column 1: 'three' is not a number",
+    ),
+    "ragged": (
+        lambda t: ["--data", _write(t, "ragged.csv", "1,2\n3,4\n5\n")],
+        "line 3 has 1 columns, expected 2",
+    ),
+    "nan": (lambda t: ["--data", _write(t, "nan.csv", "1,2\nnan,4\n5,6\n")], "NaN or infinite"),
+    "inf": (lambda t: ["--data", _write(t, "inf.csv", "1,2\n3,inf\n5,6\n")], "NaN or infinite"),
+    "fewer rows than K": (
+        lambda t: ["--data", _write(t, "two.csv", "1,2\n3,4\n"), "-k", "3"],
+        "2 points, fewer than the 3 components",
+    ),
+    "K < 1": (lambda t: ["--components", "0"], "--components/-k: must be at least 1, got 0"),
+    "K not a number": (lambda t: ["--components", "two"], "must be a whole number, got 'two'"),
+    "unknown dataset": (lambda t: ["iris"], "unknown dataset 'iris'"),
+    "name and file": (lambda t: ["seed42", "--data", t / "x.csv"], "not both"),
+    "bad draws": (lambda t: ["--draws", "-5"], "--draws: must be at least 1"),
+    "unknown option": (lambda t: ["--colour", "red"], "unrecognized arguments: --colour"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUTS))
+def test_bad_input_is_one_line_exit_2_and_the_report_survives(
+    case, tmp_path, existing_report, run_gmm_compare
+):
+    make_args, message = BAD_INPUTS[case]
+    before = _snapshot(existing_report)
+    result = run_gmm_compare(*make_args(tmp_path), "--out", existing_report)
+    assert result.returncode == 2
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("gmm-compare: error: ")
+    assert message in lines[0]
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""
+    assert _snapshot(existing_report) == before
+    assert [p.name for p in existing_report.parent.iterdir()] == ["old"]  # no partial folder
+
+
+def test_unwritable_output_folder_is_one_line_exit_2(tmp_path, run_gmm_compare):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("in the way")
+    result = run_gmm_compare("--out", blocker / "report")
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        f"gmm-compare: error: cannot write '{blocker / 'report'}': '{blocker}' is a file, "
+        "not a folder"
+    ]
+    result = run_gmm_compare("--out", blocker)
+    assert result.returncode == 2
+    assert "exists and is not a folder" in result.stderr
+    assert blocker.read_text() == "in the way"
+
+
+@pytest.mark.parametrize("subcommand", ["sample", "compare"])
+def test_read_only_folder_is_refused_before_any_work(tmp_path, subcommand, monkeypatch, capsys):
+    # Root may write anywhere, so the refusal is simulated at the one place it is decided.
+    monkeypatch.setattr("analysis.files.os.access", lambda *_: False)
+    monkeypatch.setattr("analysis.report.run_sampler", pytest.fail)
+    assert main([subcommand, "--out", str(tmp_path / "report")]) == 2
+    err = capsys.readouterr().err
+    assert (
+        err == f"gmm-compare: error: cannot write '{tmp_path / 'report'}': folder "
+        f"'{tmp_path}' is not writable\n"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_report_without_saved_results_is_one_line(existing_report, run_gmm_compare):
+    before = _snapshot(existing_report)
+    result = run_gmm_compare("report", "--out", existing_report)
+    assert result.returncode == 2
+    assert len(result.stderr.splitlines()) == 1
+    assert "no saved results to rebuild from (missing posterior.nc, em.json, data.csv)" in (
+        result.stderr
+    )
+    assert _snapshot(existing_report) == before
+
+
+def test_a_failure_during_the_run_leaves_the_old_report(existing_report, monkeypatch, capsys):
+    def broken(*_args, **_kwargs):
+        raise ValueError("the sampler failed half way")
+
+    monkeypatch.setattr("analysis.report.run_sampler", broken)
+    before = _snapshot(existing_report)
+    assert main(["--out", str(existing_report)]) == 2
+    assert capsys.readouterr().err == "gmm-compare: error: the sampler failed half way\n"
+    assert _snapshot(existing_report) == before
+    assert [p.name for p in existing_report.parent.iterdir()] == ["old"]
+
+
+def test_an_interrupt_leaves_the_old_report(existing_report, monkeypatch, capsys):
+    def interrupted(*_args, **_kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("analysis.report.run_sampler", interrupted)
+    before = _snapshot(existing_report)
+    assert main(["--out", str(existing_report)]) == 130
+    assert "interrupted" in capsys.readouterr().err
+    assert _snapshot(existing_report) == before
+    assert [p.name for p in existing_report.parent.iterdir()] == ["old"]
