@@ -100,3 +100,31 @@ def write_text_atomic(path: Path, text: str) -> None:
     except BaseException:
         Path(name).unlink(missing_ok=True)
         raise
+
+
+def leftovers(folder: Path) -> list[Path]:
+    """Staging folders left beside reports in folder by runs that were killed (SIGKILL)."""
+    return sorted(p for p in folder.glob(".*.partial-*") if p.is_dir()) + sorted(
+        p for p in folder.glob(".*.old-*") if p.is_dir()
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m analysis.files [FOLDER] [--remove]`: list (or remove) killed runs' leftovers."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m analysis.files", description=main.__doc__)
+    parser.add_argument("folder", type=Path, nargs="?", default=Path("reports"))
+    parser.add_argument("--remove", action="store_true", help="delete them")
+    args = parser.parse_args(argv)
+    for path in leftovers(args.folder):
+        print(path)
+        if args.remove:
+            shutil.rmtree(path)
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())

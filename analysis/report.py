@@ -411,7 +411,7 @@ def render_markdown(
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
 table { border-collapse: collapse; margin: 0.5em 0 0.3em; font-size: 0.9em; }
-th, td { border: 1px solid #ccc; padding: 3px 8px; text-align: right; }
+th, td { border: 1px solid #ccc; padding: 3px 8px; text-align: right; white-space: nowrap; }
 th { background: #f0f0f0; } td:first-child, th:first-child { text-align: left; }
 td.bad { color: #b00; font-weight: bold; }
 .warning { background: #fde8e8; border: 2px solid #c00; padding: 0.6em 1em; margin: 1em 0; }

@@ -1,0 +1,179 @@
+"""The comparison, figures and report pages, on the shared seed-7907 posterior."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import re
+
+import numpy as np
+import pytest
+
+from analysis.compare import (
+    Settings,
+    compare,
+    membership_probabilities,
+    posterior_summary,
+)
+from analysis.datasets import load_dataset
+from analysis.figures import FIGURES
+from analysis.files import dumps
+from analysis.fitting import fit_em
+from analysis.report import (
+    Results,
+    build_sections,
+    render_html,
+    render_markdown,
+    write_report,
+)
+from em_reference import seed7907
+
+pytestmark = pytest.mark.sampling
+
+SETTINGS = Settings(n_components=3, seed=0, draws=0, tune=0, chains=0)
+
+
+@pytest.fixture(scope="module")
+def seed_results(seed_posterior) -> Results:
+    dataset = load_dataset("seed7907")
+    return Results(dataset, fit_em(dataset, 3, seed=0), seed_posterior, SETTINGS)
+
+
+@pytest.fixture(scope="module")
+def seed_comparison(seed_results):
+    r = seed_results
+    probabilities = membership_probabilities(r.idata)
+    return json.loads(dumps(compare(r.dataset, r.fits, r.idata, r.settings, probabilities)))
+
+
+def _draws(idata, name):
+    values = np.asarray(idata.posterior[name])
+    return values.reshape((-1, *values.shape[2:]))
+
+
+def test_posterior_summary_is_the_draws_mean_sd_and_central_94_percent(seed_posterior):
+    summary = posterior_summary(seed_posterior)
+    for name in ("weights", "means", "covariances"):
+        draws = _draws(seed_posterior, name)
+        assert np.allclose(summary[name]["mean"], draws.mean(axis=0), rtol=0, atol=1e-12)
+        assert np.allclose(summary[name]["sd"], draws.std(axis=0, ddof=1), rtol=0, atol=1e-12)
+        low, high = np.quantile(draws, [0.03, 0.97], axis=0)
+        assert np.allclose(summary[name]["low"], low, atol=1e-9)
+        assert np.allclose(summary[name]["high"], high, atol=1e-9)
+
+
+def test_point_estimate_table_lines_up_truth_published_em_and_posterior(
+    seed_comparison, seed_em, seed_posterior
+):
+    rows = {row["parameter"]: row for row in seed_comparison["parameters"]}
+    assert len(rows) == 3 + 3 * 2 + 3 * 3  # weights, means, distinct covariance entries
+    row = rows["covariances[1, 0, 1]"]
+    assert row["true"] == seed7907.TRUE.covariances[1, 0, 1]
+    assert row["published"] == seed7907.PUBLISHED.covariances[1, 0, 1]
+    assert row["em"]["initial"] == seed_em.covariances_[1, 0, 1]
+    assert row["posterior_mean"] == pytest.approx(
+        _draws(seed_posterior, "covariances")[:, 1, 0, 1].mean(), abs=1e-12
+    )
+    for row in rows.values():
+        low, high = row["interval_low"], row["interval_high"]
+        assert low < row["posterior_mean"] < high
+        assert row["em_inside"] == (low <= row["em"]["initial"] <= high)
+        assert row["true_inside"] == (low <= row["true"] <= high)
+    # EM and the posterior agree on this well-separated mixture: EM is inside every interval.
+    assert all(row["em_inside"] for row in rows.values())
+
+
+def test_accuracy_counts_and_confusion_matrices(seed_comparison, seed_posterior, seed_data):
+    from models import posterior_membership
+
+    _, labels = seed_data
+    accuracy = seed_comparison["accuracy"]
+    em = accuracy["methods"]["initial"]
+    assert em["correct"] == seed7907.PUBLISHED_CORRECT
+    assert accuracy["published_accuracy"] == seed7907.PUBLISHED_ACCURACY
+    membership = posterior_membership(seed_posterior)
+    post = accuracy["methods"]["posterior"]
+    assert post["accuracy"] == pytest.approx(membership.accuracy(labels))
+    assert post["uncertain"] == int(np.sum(np.asarray(membership.top_probability) < 0.9))
+    assert 0 < post["uncertain"] < 50
+    for method in accuracy["methods"].values():
+        confusion = np.array(method["confusion"])
+        assert confusion.sum() == 500
+        assert np.trace(confusion) == method["correct"]
+        assert confusion.sum(axis=1).tolist() == np.bincount(labels).tolist()
+
+
+def test_em_and_sampler_sections(seed_comparison, seed_em):
+    em = seed_comparison["em"]
+    assert em["reference"] == "initial"
+    assert em["runs"]["initial"]["n_iter"] == seed_em.n_iter_
+    assert em["runs"]["initial"]["log_likelihood"] == seed_em.log_likelihood_
+    sampler = seed_comparison["sampler"]
+    for key in ("divergences", "max_rhat", "min_ess_bulk", "min_ess_tail", "ok", "problems"):
+        assert key in sampler
+    assert seed_comparison["warnings"] == [f"sampler: {p}" for p in sampler["problems"]]
+
+
+def test_report_files_are_complete_and_self_contained(seed_results, tmp_path):
+    comparison = write_report(seed_results, tmp_path)
+    assert json.loads((tmp_path / "comparison.json").read_text()) == json.loads(dumps(comparison))
+    figures = sorted(p.name for p in (tmp_path / "figures").iterdir())
+    assert figures == sorted(f"{name}.png" for name in FIGURES)
+    for path in (tmp_path / "figures").iterdir():
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert path.stat().st_size > 10_000  # drawn, not empty
+    page = (tmp_path / "index.html").read_text()
+    assert page.count('<img src="data:image/png;base64,') == len(FIGURES)
+    assert not re.search(r'(src|href)="(?!data:)', page)
+    summary = (tmp_path / "summary.md").read_text()
+    for heading in (
+        "Point estimates",
+        "Clustering accuracy",
+        "Confusion matrix: posterior",
+        "EM convergence",
+        "Sampler diagnostics",
+    ):
+        assert f"## {heading}" in summary
+        assert f"<h2>{heading}</h2>" in page
+    assert "| covariances[2, 1, 1] | 1.700 | 1.552 |" in summary
+
+
+def test_bad_diagnostics_show_a_visible_warning(seed_comparison):
+    bad = copy.deepcopy(seed_comparison)
+    bad["sampler"].update(ok=False, divergences=12, problems=["12 divergent transitions"])
+    bad["warnings"] = ["sampler: 12 divergent transitions"]
+    page = render_html(bad, build_sections(bad), {})
+    assert '<div class="warning"><strong>' in page
+    assert "sampler: 12 divergent transitions" in page
+    assert '<td class="bad">PROBLEMS: 12 divergent transitions</td>' in page
+    assert "> **WARNING**" in render_markdown(bad, build_sections(bad), {})
+    good = copy.deepcopy(seed_comparison)
+    good["sampler"].update(ok=True, problems=[])
+    good["warnings"] = []
+    assert 'class="warning"' not in render_html(good, build_sections(good), {})
+
+
+def test_unlabelled_data_say_labels_are_unknown(seed_results, tmp_path):
+    dataset = dataclasses.replace(
+        seed_results.dataset,
+        name="mine",
+        labels=None,
+        true=None,
+        initial=None,
+        published=None,
+        published_accuracy=None,
+    )
+    fits = fit_em(dataset, 3, seed=0)
+    # The shared posterior is in the seed start's order; keep this run's labels comparable.
+    order = np.argsort(fits.best.parameters.means[:, 0])
+    assert order.tolist() == [0, 1, 2]
+    comparison = write_report(Results(dataset, fits, seed_results.idata, SETTINGS), tmp_path)
+    assert comparison["accuracy"]["labels_known"] is False
+    assert all(
+        row["true"] is None and row["true_inside"] is None for row in comparison["parameters"]
+    )
+    assert comparison["accuracy"]["methods"]["posterior"]["confusion"] is None
+    summary = (tmp_path / "summary.md").read_text()
+    assert "True labels are unknown for this dataset" in summary
+    assert "Confusion matrix" not in summary
