@@ -135,9 +135,10 @@ def parameter_table(dataset: Dataset, fits: EMFits, idata: Any) -> list[dict[str
                 "interval_high": post["high"],
                 "em_inside": bool(post["low"] <= reference <= post["high"]),
                 "true_inside": None if true is None else bool(post["low"] <= true <= post["high"]),
-                "r_hat": post["r_hat"],
-                "ess_bulk": post["ess_bulk"],
-                "ess_tail": post["ess_tail"],
+                # None for a parameter whose draws are constant, e.g. the weight of K = 1.
+                "r_hat": _plain(post["r_hat"]),
+                "ess_bulk": _plain(post["ess_bulk"]),
+                "ess_tail": _plain(post["ess_tail"]),
             }
         )
     return rows
@@ -240,12 +241,22 @@ def _plain(value: Any) -> Any:
 
 
 def warnings_for(
-    em: dict[str, Any], sampler: dict[str, Any], dataset: Dataset, n_components: int
+    em: dict[str, Any],
+    sampler: dict[str, Any],
+    rows: list[dict[str, Any]],
+    dataset: Dataset,
+    n_components: int,
 ) -> list[str]:
     """What the report flags: sampler problems, EM runs that hit max_iter, unmatched K."""
     found = [f"sampler: {problem}" for problem in sampler["problems"]]
     if not sampler["ok"] and not sampler["problems"]:
         found.append("sampler: the diagnostics report a problem")
+    missing = [key for key, value in sampler.items() if value is None]
+    if missing:
+        found.append(f"sampler: {', '.join(missing)} could not be computed (NaN)")
+    undefined = [r["parameter"] for r in rows if r["r_hat"] is None and r["posterior_sd"] > 0]
+    if undefined:
+        found.append(f"sampler: R-hat is undefined for {', '.join(undefined)}")
     for name, run in em["runs"].items():
         if not run["converged"]:
             found.append(f"EM ({name}) stopped at the iteration limit before converging")
@@ -267,6 +278,7 @@ def compare(
     k = fits.best.parameters.n_components
     em = em_section(fits)
     sampler = sampler_section(idata)
+    rows = parameter_table(dataset, fits, idata)
     return {
         "dataset": {
             "name": dataset.name,
@@ -276,11 +288,11 @@ def compare(
             "labels_known": dataset.labels is not None,
         },
         "settings": asdict(settings) | {"interval_prob": INTERVAL_PROB, "interval": "eti"},
-        "parameters": parameter_table(dataset, fits, idata),
+        "parameters": rows,
         "accuracy": accuracy_section(dataset, fits, probabilities),
         "em": em,
         "sampler": sampler,
-        "warnings": warnings_for(em, sampler, dataset, k),
+        "warnings": warnings_for(em, sampler, rows, dataset, k),
     }
 
 

@@ -18,7 +18,10 @@ from typing import Any
 
 def dumps(values: Any) -> str:
     """JSON text; ValueError if any number is NaN or infinite (they must be null instead)."""
-    return json.dumps(values, indent=2, allow_nan=False) + "\n"
+    try:
+        return json.dumps(values, indent=2, allow_nan=False) + "\n"
+    except ValueError:
+        raise ValueError("a result is NaN or infinite; nothing was written") from None
 
 
 def check_output_folder(target: Path) -> None:
