@@ -284,7 +284,8 @@ def plot_forest(comparison: dict[str, Any], out: Path) -> Path:
         layout="constrained",
     )
     reference = comparison["em"]["reference"]
-    fig.suptitle(f"Posterior 94 % intervals with EM ({reference} run) and true values")
+    truth = " and true values" if any(r["true"] is not None for r in rows) else ""
+    fig.suptitle(f"Posterior 94 % intervals with EM ({reference} run){truth}")
     for ax, group in zip(np.atleast_1d(axes), groups, strict=True):
         _forest_group(ax, [r for r in rows if r["group"] == group], reference)
         ax.set_title(group, fontsize=10, loc="left")
