@@ -54,3 +54,18 @@ def seed_report_run(tmp_path_factory, run_gmm_compare) -> tuple[Path, subprocess
     result = run_gmm_compare(*SMALL_RUN, cwd=cwd)
     assert result.returncode == 0, result.stderr
     return cwd / "reports" / "seed7907", result
+
+
+@pytest.fixture(scope="session")
+def seed_posterior(seed_data, seed_em):
+    """NUTS posterior of the seed-7907 mixture (4 chains x 1000 draws), labelled like seed_em.
+
+    Sampled once per session (about half a minute); a DataTree from `models.sample_posterior`.
+    """
+    from models import build_model, sample_posterior
+
+    X, _ = seed_data
+    model = build_model(X, n_components=seed7907.N_COMPONENTS)
+    return sample_posterior(
+        model, draws=1000, tune=1000, chains=4, random_seed=0, reference=seed_em, progressbar=False
+    )

@@ -1,0 +1,72 @@
+"""Posterior cluster membership: responsibilities averaged over the posterior draws."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from xarray import DataTree
+
+from em_reference.likelihood import log_sum_exp_rows, log_weighted_densities, precisions_cholesky
+from models.mixture import OBSERVED
+
+
+@dataclass(frozen=True)
+class Membership:
+    """Posterior probabilities of each component for each point, and the most probable label.
+
+    probabilities (n, K): r_ik averaged over draws; labels (n,): argmax_k; top_probability (n,):
+    the probability of that label. Labels are in the posterior's component order (the EM
+    reference's, for `sample_posterior` output).
+    """
+
+    probabilities: np.ndarray
+    labels: np.ndarray
+    top_probability: np.ndarray
+
+    def __post_init__(self) -> None:
+        for name in ("probabilities", "labels", "top_probability"):
+            array = np.array(getattr(self, name), copy=True)
+            array.setflags(write=False)
+            object.__setattr__(self, name, array)
+
+    def accuracy(self, true_labels: Any) -> float:
+        """Fraction of points whose posterior label equals the true label (same numbering)."""
+        true = np.asarray(true_labels)
+        if true.shape != self.labels.shape:
+            raise ValueError(
+                f"true_labels must have shape {self.labels.shape} like the data, got {true.shape}"
+            )
+        return float(np.mean(self.labels == true))
+
+
+def posterior_membership(idata: DataTree) -> Membership:
+    """Membership of each observed point, from the posterior draws and observed_data of idata."""
+    X = np.asarray(idata.observed_data[OBSERVED].values, dtype=np.float64)
+    weights, means, covariances = posterior_draws(idata)
+    probabilities = np.zeros((X.shape[0], weights.shape[1]))
+    for w, mu, cov in zip(weights, means, covariances, strict=True):
+        probabilities += responsibilities(X, w, mu, cov)
+    probabilities /= weights.shape[0]
+    labels = np.argmax(probabilities, axis=1)
+    return Membership(probabilities, labels, probabilities[np.arange(X.shape[0]), labels])
+
+
+def posterior_draws(idata: DataTree) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Weights (S, K), means (S, K, D), covariances (S, K, D, D) over all S = chains x draws."""
+    posterior = idata.posterior.to_dataset().stack(sample=("chain", "draw"))
+    weights = posterior["weights"].transpose("sample", "component").values
+    means = posterior["means"].transpose("sample", "component", "dim").values
+    covariances = posterior["covariances"].transpose("sample", "component", "dim", "dim_bis")
+    return weights, means, covariances.values
+
+
+def responsibilities(
+    X: np.ndarray, weights: np.ndarray, means: np.ndarray, covariances: np.ndarray
+) -> np.ndarray:
+    """r_ik = w_k N(x_i | mu_k, Sigma_k) / sum_j w_j N(x_i | mu_j, Sigma_j), shape (n, K)."""
+    weighted = log_weighted_densities(
+        X, weights, means, precisions_cholesky(covariances), weights.shape[0]
+    )
+    return np.exp(weighted - log_sum_exp_rows(weighted)[:, None])

@@ -1,0 +1,343 @@
+"""The Bayesian twin of the EM model: a PyMC Gaussian mixture with the EM reference's likelihood.
+
+The mixture is parametrised as in `em_reference`: weights w (K,), means mu (K, D) and, for each
+component, the lower Cholesky factor of its covariance, written L_k = diag(s_k) C_k with s_k the
+standard deviations and C_k the Cholesky factor of the correlation matrix. The likelihood needs
+the precision Cholesky factor U_k = L_k^{-T}, which one batched triangular solve gives; then
+`em_reference.likelihood.mixture_log_density` is evaluated with `xp=pytensor.tensor`, so the model
+and EM evaluate literally the same formula. Component labels are marginalised by that formula
+(log sum_k w_k N(x | mu_k, Sigma_k)), so NUTS sees only continuous parameters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import partial
+from typing import Any
+
+import numpy as np
+import pymc as pm
+import pytensor.tensor as pt
+from pymc.distributions.transforms import CholeskyCorrTransform
+from pymc.initial_point import make_initial_point_fn
+
+from em_reference import MixtureParameters, check_data, mixture_log_density
+
+OBSERVED = "X"
+"""Name of the observed variable (and of its log_likelihood / posterior_predictive entries)."""
+
+MEAN_PRIOR_SCALE = 10.0
+"""Prior sd of each component mean, in units of the data's standard deviation per column."""
+
+SD_PRIOR_SCALE = 2.0
+"""Prior scale of each component standard deviation, in units of the data's sd per column."""
+
+LKJ_ETA = 2.0
+"""Shape of the LKJ prior on each component's correlation matrix."""
+
+
+class CholeskyCorr(CholeskyCorrTransform):
+    """PyMC's transform for Cholesky factors of correlation matrices, renamed "choleskycorr".
+
+    PyMC 6.4 recovers a variable's name from its transformed value's name by dropping the last
+    three "_"-separated parts ("x_log__" -> "x"), which breaks on the stock name "cholesky_corr":
+    `pm.compute_log_likelihood` and per-chain initial values then fail to find the variable.
+    """
+
+    name = "choleskycorr"
+
+
+# ---------------------------------------------------------------------------------------------
+# Building the model
+
+
+def build_model(
+    X: Any,
+    n_components: int = 3,
+    flat: bool = False,
+    *,
+    mean_scale: float = MEAN_PRIOR_SCALE,
+    sd_scale: float = SD_PRIOR_SCALE,
+    eta: float = LKJ_ETA,
+) -> pm.Model:
+    """The K-component full-covariance Gaussian mixture for data X (n, D), as a `pm.Model`.
+
+    Variables (dims): weights (component), means (component, dim), standard_deviations
+    (component, dim), correlation_cholesky (component, dim, dim_bis; only when D > 1), the
+    deterministic covariances (component, dim, dim_bis), and the observed `X` (point, dim).
+
+    `flat=True` replaces the priors on means, standard deviations and correlations by flat ones
+    (weights ~ Dirichlet(1) is already flat), so that the MAP estimate, which `pm.find_MAP`
+    computes without Jacobian terms, is the maximum-likelihood estimate. That posterior is
+    improper (a component can collapse onto one point): optimise it, never sample it.
+
+    Raises ValueError for data that is not finite 2-D numbers, a column without spread (the
+    priors are scaled by it), n_components not an integer >= 1, or fewer points than components,
+    and for prior scales that are not positive.
+    """
+    X = check_data(X)
+    n_points, n_features = X.shape
+    n_components = check_n_components(n_components, n_points)
+    spread = data_spread(X)
+    for name, value in (("mean_scale", mean_scale), ("sd_scale", sd_scale), ("eta", eta)):
+        _check_positive(name, value)
+    with pm.Model(coords=model_coords(n_points, n_features, n_components)) as model:
+        weights = pm.Dirichlet("weights", a=np.ones(n_components), dims="component")
+        if flat:
+            means, stds, corr = _flat_priors(n_components, n_features)
+        else:
+            means = _prior_means(X.mean(axis=0), mean_scale * spread)
+            stds = _prior_standard_deviations(sd_scale * spread)
+            corr = _prior_correlation_cholesky(n_components, n_features, eta)
+        lower = stds[:, :, None] * corr  # L_k = diag(s_k) C_k, (K, D, D)
+        pm.Deterministic(
+            "covariances", lower @ pt.swapaxes(lower, -1, -2), dims=("component", "dim", "dim_bis")
+        )
+        _observe(X, weights, means, precisions_cholesky_from_lower(lower))
+    return model
+
+
+def model_coords(n_points: int, n_features: int, n_components: int) -> dict[str, range]:
+    """The model's coordinates: component (K), dim and dim_bis (D), point (n)."""
+    return {
+        "component": range(n_components),
+        "dim": range(n_features),
+        "dim_bis": range(n_features),
+        "point": range(n_points),
+    }
+
+
+def check_n_components(n_components: Any, n_points: int) -> int:
+    """Return n_components as an int, raising ValueError unless 1 <= K <= n."""
+    if (
+        isinstance(n_components, bool)
+        or not isinstance(n_components, int | np.integer)
+        or n_components < 1
+    ):
+        raise ValueError(f"n_components must be an integer >= 1, got {n_components!r}")
+    if n_points < n_components:
+        raise ValueError(f"X has {n_points} points, fewer than n_components={n_components}")
+    return int(n_components)
+
+
+def data_spread(X: np.ndarray) -> np.ndarray:
+    """Standard deviation of each column of X (D,), raising ValueError if one is zero."""
+    spread = X.std(axis=0)
+    flat_columns = np.flatnonzero(~(spread > 0))
+    if flat_columns.size:
+        raise ValueError(
+            f"X column(s) {flat_columns.tolist()} have no spread (all values equal); the priors "
+            "are scaled by each column's standard deviation"
+        )
+    return spread
+
+
+def _check_positive(name: str, value: Any) -> None:
+    """Raise ValueError unless value is a finite number > 0."""
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+        raise ValueError(f"{name} must be a number > 0, got {value!r}")
+    if not (np.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Priors
+
+
+def _prior_means(centre: np.ndarray, scale: np.ndarray) -> pt.TensorVariable:
+    """Means (K, D) ~ Normal(data centre, scale): wide, so the data dominate.
+
+    With scale = 10 data sds the prior density changes by under 5 % across the whole cloud of
+    points (about +-3 sds), yet it is proper, so every component mean has a prior to fall back
+    on when its weight is small.
+    """
+    return pm.Normal("means", mu=centre, sigma=scale, dims=("component", "dim"))
+
+
+def _prior_standard_deviations(scale: np.ndarray) -> pt.TensorVariable:
+    """Standard deviations s_k (K, D) ~ HalfNormal(scale): weakly informative.
+
+    A component is at most as spread as the whole data set, so with scale = 2 data sds the prior
+    is nearly flat (density within 12 %) over every plausible value, while it keeps NUTS away
+    from absurdly wide components.
+    """
+    return pm.HalfNormal("standard_deviations", sigma=scale, dims=("component", "dim"))
+
+
+def _prior_correlation_cholesky(n_components: int, n_features: int, eta: float) -> Any:
+    """Cholesky factors C_k (K, D, D) of the correlation matrices ~ LKJ(eta), batched over K.
+
+    Together with the standard deviations this is the distribution `pm.LKJCholeskyCov(eta,
+    sd_dist=HalfNormal)` defines (correlations ~ LKJ, independent sds), but batched with dims:
+    `LKJCholeskyCov` only has a logp for one matrix at a time. eta = 2 mildly favours weaker
+    correlations and gives zero density at |rho| = 1, a weakly informative default. D = 1 has no
+    correlations: C_k = [[1]].
+    """
+    if n_features == 1:
+        return pt.ones((n_components, 1, 1))
+    # `shape` next to `dims`: LKJCorr's random graph cannot take its size from the coords.
+    return pm.LKJCorr(
+        "correlation_cholesky",
+        n=n_features,
+        eta=eta,
+        shape=(n_components, n_features, n_features),
+        dims=("component", "dim", "dim_bis"),
+        default_transform=CholeskyCorr(n=n_features),
+    )
+
+
+def _flat_priors(n_components: int, n_features: int) -> tuple[Any, Any, Any]:
+    """Flat priors on means, standard deviations and correlation Cholesky factors (MAP = MLE)."""
+    means = pm.Flat("means", dims=("component", "dim"))
+    stds = pm.HalfFlat("standard_deviations", dims=("component", "dim"))
+    if n_features == 1:
+        return means, stds, pt.ones((n_components, 1, 1))
+    identity = np.broadcast_to(np.eye(n_features), (n_components, n_features, n_features))
+    corr = pm.Flat(
+        "correlation_cholesky",
+        dims=("component", "dim", "dim_bis"),
+        default_transform=CholeskyCorr(n=n_features),
+        initval=identity.copy(),
+    )
+    return means, stds, corr
+
+
+# ---------------------------------------------------------------------------------------------
+# The likelihood: em_reference's function, written in PyTensor
+
+
+def precisions_cholesky_from_lower(lower: Any) -> Any:
+    """Precision Cholesky factors U_k = L_k^{-T} (K, D, D) from covariance Cholesky factors L_k.
+
+    One batched triangular solve L_k V_k = I; no inverse or determinant of Sigma_k is formed.
+    """
+    n_features = lower.shape[-1]
+    identity = pt.broadcast_to(pt.eye(n_features), lower.shape)
+    inverse_lower = pt.linalg.solve_triangular(lower, identity, lower=True)
+    return pt.swapaxes(inverse_lower, -1, -2)
+
+
+def _observe(X: np.ndarray, weights: Any, means: Any, precisions_chol: Any) -> Any:
+    """The observed X (point, dim) with the marginal mixture density, one logp term per point."""
+    core = {"n_components": int(weights.type.shape[0]), "n_features": X.shape[1]}
+    return pm.CustomDist(
+        OBSERVED,
+        weights,
+        means,
+        precisions_chol,
+        logp=partial(mixture_logp, **core),
+        random=partial(mixture_random, **core),
+        signature="(k),(k,d),(k,d,d)->(d)",
+        observed=X,
+        dims=("point", "dim"),
+    )
+
+
+def mixture_logp(
+    value: Any,
+    weights: Any,
+    means: Any,
+    precisions_chol: Any,
+    *,
+    n_components: int,
+    n_features: int,
+) -> Any:
+    """Log p(x_i) for each row of value (n, D): `em_reference`'s `mixture_log_density`, in PyTensor.
+
+    PyMC hands the parameters over with leading broadcast dimensions of length 1; reshaping to the
+    core shapes (K,), (K, D), (K, D, D) drops them (and fails loudly if a real batch arrived).
+    """
+    weights = pt.reshape(weights, (n_components,))
+    means = pt.reshape(means, (n_components, n_features))
+    precisions_chol = pt.reshape(precisions_chol, (n_components, n_features, n_features))
+    return mixture_log_density(value, weights, means, precisions_chol, n_components, xp=pt)
+
+
+def mixture_random(
+    weights: np.ndarray,
+    means: np.ndarray,
+    precisions_chol: np.ndarray,
+    rng: np.random.Generator | None = None,
+    size: tuple[int, ...] | None = None,
+    *,
+    n_components: int,
+    n_features: int,
+) -> np.ndarray:
+    """Points (*size, D): a component drawn by weight, then mu_k + L_k z with L_k = U_k^-T."""
+    rng = np.random.default_rng(rng)
+    size = () if size is None else tuple(size)
+    weights = np.reshape(weights, (n_components,))
+    means = np.reshape(means, (n_components, n_features))
+    precisions_chol = np.reshape(precisions_chol, (n_components, n_features, n_features))
+    identity = np.broadcast_to(np.eye(n_features), precisions_chol.shape)
+    lower = np.swapaxes(np.linalg.solve(precisions_chol, identity), -1, -2)  # L_k = U_k^{-T}
+    labels = rng.choice(n_components, size=size, p=weights / weights.sum())
+    normals = rng.standard_normal((*size, n_features))
+    return means[labels] + np.einsum("...ij,...j->...i", lower[labels], normals)
+
+
+# ---------------------------------------------------------------------------------------------
+# Between mixture parameters and model points
+
+
+def as_parameters(source: Any) -> MixtureParameters:
+    """Mixture parameters from a fitted GaussianMixtureEM, MixtureParameters or a mapping."""
+    if isinstance(source, MixtureParameters):
+        return source
+    if hasattr(source, "parameters_"):
+        return source.parameters_
+    if isinstance(source, Mapping) or all(
+        hasattr(source, name) for name in ("weights", "means", "covariances")
+    ):
+        return MixtureParameters.from_any(source)
+    raise TypeError(
+        "mixture parameters must be a fitted GaussianMixtureEM, MixtureParameters or have "
+        f"weights, means and covariances; got {type(source).__name__}"
+    )
+
+
+def parameter_point(parameters: Any) -> dict[str, np.ndarray]:
+    """The model's free variables (by name, untransformed) at given mixture parameters.
+
+    Sigma_k = L_k L_k^T with L_k = diag(s_k) C_k: s_k = sqrt(diag Sigma_k), C_k = L_k / s_k by row.
+    """
+    params = as_parameters(parameters)
+    lower = np.linalg.cholesky(params.covariances)
+    stds = np.sqrt(np.diagonal(params.covariances, 0, 1, 2))
+    point = {
+        "weights": np.array(params.weights),
+        "means": np.array(params.means),
+        "standard_deviations": stds,
+    }
+    if params.n_features > 1:
+        point["correlation_cholesky"] = lower / stds[:, :, None]
+    return point
+
+
+def check_compatible(model: pm.Model, parameters: MixtureParameters) -> None:
+    """Raise ValueError unless the parameters have the model's K components and D dimensions."""
+    shape = (len(model.coords["component"]), len(model.coords["dim"]))
+    if (parameters.n_components, parameters.n_features) != shape:
+        raise ValueError(
+            f"the parameters have {parameters.n_components} components in "
+            f"{parameters.n_features} dimensions but the model has {shape[0]} in {shape[1]}"
+        )
+
+
+def value_point(model: pm.Model, parameters: Any) -> dict[str, np.ndarray]:
+    """The model's value variables (transformed, as logp functions take them) at the parameters."""
+    params = as_parameters(parameters)
+    check_compatible(model, params)
+    overrides = {name: value for name, value in parameter_point(params).items() if name in model}
+    return make_initial_point_fn(model=model, overrides=overrides, jitter_rvs=set())(0)
+
+
+def log_likelihood_at(model: pm.Model, parameters: Any) -> float:
+    """The model's total log-likelihood of its data at the parameters (EM's `log_likelihood_`)."""
+    logp = model.compile_logp(vars=model.observed_RVs, jacobian=False, sum=True)
+    return float(logp(value_point(model, parameters)))
+
+
+def observed_data(model: pm.Model) -> np.ndarray:
+    """The data X (n, D) the model was built on."""
+    return np.asarray(model.rvs_to_values[model[OBSERVED]].data)
