@@ -1,0 +1,1 @@
+"""Benchmarks against peers: EM speed, NUTS efficiency, end-to-end time, scaling."""
