@@ -58,8 +58,23 @@ def make_staging(target: Path) -> Path:
         ) from None
 
 
+def _umask() -> int:
+    """The process's file-creation mask (read by setting and restoring it)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def open_permissions(folder: Path) -> None:
+    """Give the folder and its files the usual permissions (temporary files are private)."""
+    mask = _umask()
+    for path in [folder, *folder.rglob("*")]:
+        path.chmod((0o777 if path.is_dir() else 0o666) & ~mask)
+
+
 def publish(staging: Path, target: Path) -> None:
     """Replace target by the complete staging folder (two renames; the old one is then removed)."""
+    open_permissions(staging)
     old = None
     if target.exists():
         old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))

@@ -77,3 +77,20 @@ def test_json_refuses_nan():
     assert dumps({"a": None}) == '{\n  "a": null\n}\n'
     with pytest.raises(ValueError):
         dumps({"a": float("nan")})
+
+
+def test_a_published_folder_has_the_usual_permissions(tmp_path):
+    target = tmp_path / "report"
+    with staged_folder(target) as staging:
+        (staging / "private").write_text("x")
+        (staging / "private").chmod(0o600)
+    assert target.stat().st_mode & 0o777 == 0o777 & ~_current_umask()
+    assert (target / "private").stat().st_mode & 0o777 == 0o666 & ~_current_umask()
+
+
+def _current_umask():
+    import os
+
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
