@@ -411,7 +411,8 @@ def render_markdown(
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
 table { border-collapse: collapse; margin: 0.5em 0 0.3em; font-size: 0.9em; }
-th, td { border: 1px solid #ccc; padding: 3px 8px; text-align: right; white-space: nowrap; }
+th, td { border: 1px solid #ccc; padding: 3px 8px; text-align: right; }
+td { white-space: nowrap; } .scroll { overflow-x: auto; }
 th { background: #f0f0f0; } td:first-child, th:first-child { text-align: left; }
 td.bad { color: #b00; font-weight: bold; }
 .warning { background: #fde8e8; border: 2px solid #c00; padding: 0.6em 1em; margin: 1em 0; }
@@ -438,8 +439,8 @@ def _html_table(table: Table) -> str:
     )
     notes = "".join(f'<p class="note">{html.escape(n)}</p>' for n in table.notes)
     return (
-        f"<h2>{html.escape(table.title)}</h2><table><thead><tr>{head}</tr></thead>"
-        f"<tbody>{body}</tbody></table>{notes}"
+        f'<h2>{html.escape(table.title)}</h2><div class="scroll"><table><thead><tr>{head}</tr>'
+        f"</thead><tbody>{body}</tbody></table></div>{notes}"
     )
 
 
