@@ -29,6 +29,9 @@ from em_reference.parameters import MixtureParameters
 # Added to each N_k so that a component whose responsibilities vanish keeps finite parameters.
 EMPTY_COMPONENT_MASS = 10 * np.finfo(np.float64).eps
 INIT_METHODS = ("kmeans++", "random")
+# Data are processed in blocks of rows so that temporaries stay small and in cache.
+BLOCK_ELEMENTS = 2**17
+BLOCK_MIN_ROWS = 256
 
 Callback = Callable[[int, MixtureParameters, np.ndarray, float], None]
 
@@ -81,6 +84,35 @@ def _check_non_negative(name: str, value: Any) -> float:
 
 # ---------------------------------------------------------------------------------------------
 # The E-step and the M-step, one function per equation
+#
+# The M-step needs only three sums over the points per component: R_k = sum_i r_ik,
+# s_k = sum_i r_ik (x_i - c_k) and S_k = sum_i r_ik (x_i - c_k)(x_i - c_k)^T, about a shift c_k.
+# EM accumulates them block by block in the same pass as the E-step, with c_k the current means,
+# so an iteration reads the data once and never holds an (n, K) or (n, D) temporary.
+
+
+@dataclass(frozen=True)
+class ResponsibilitySums:
+    """R_k (K,), s_k (K, D) and S_k (K, D, D) about the shifts c_k (K, D): all the M-step needs."""
+
+    shifts: np.ndarray
+    totals: np.ndarray
+    first: np.ndarray
+    second: np.ndarray
+
+    def __add__(self, other: ResponsibilitySums) -> ResponsibilitySums:
+        """The sums over the union of two disjoint sets of points (same shifts)."""
+        return ResponsibilitySums(
+            self.shifts,
+            self.totals + other.totals,
+            self.first + other.first,
+            self.second + other.second,
+        )
+
+
+def block_rows(n_components: int, n_features: int) -> int:
+    """Rows per block: the (K, D, rows) temporaries of a block stay within about 1 MiB."""
+    return max(BLOCK_MIN_ROWS, BLOCK_ELEMENTS // (n_components * n_features))
 
 
 def expectation_step(
@@ -92,9 +124,61 @@ def expectation_step(
     return weighted - point_log_density[:, None], point_log_density
 
 
-def component_masses(responsibilities: np.ndarray) -> np.ndarray:
+def block_sums(
+    X: np.ndarray, responsibilities: np.ndarray, shifts: np.ndarray
+) -> ResponsibilitySums:
+    """R_k, s_k, S_k of the points X (b, D) with responsibilities (b, K), about shifts (K, D)."""
+    centred = X.T[None, :, :] - shifts[:, :, None]  # (K, D, b): x_i - c_k, points last
+    weighted = centred * responsibilities.T[:, None, :]  # (K, D, b): r_ik (x_i - c_k)
+    return ResponsibilitySums(
+        shifts,
+        responsibilities.sum(axis=0),
+        weighted.sum(axis=2),
+        np.matmul(weighted, centred.transpose(0, 2, 1)),
+    )
+
+
+def responsibility_sums(
+    X: np.ndarray, responsibilities: np.ndarray, shifts: np.ndarray
+) -> ResponsibilitySums:
+    """R_k, s_k, S_k of all points X (n, D) given responsibilities (n, K), block by block."""
+    rows = block_rows(*shifts.shape)
+    blocks = [
+        block_sums(X[start : start + rows], responsibilities[start : start + rows], shifts)
+        for start in range(0, X.shape[0], rows)
+    ]
+    return sum(blocks[1:], start=blocks[0])
+
+
+def expectation_pass(
+    X: np.ndarray,
+    weights: np.ndarray,
+    means: np.ndarray,
+    precisions_chol: np.ndarray,
+    responsibilities_out: np.ndarray | None = None,
+) -> tuple[float, ResponsibilitySums]:
+    """E-step block by block: the total log-likelihood and the M-step's sums about the means.
+
+    The responsibilities (n, K) are written to `responsibilities_out` only if it is given.
+    """
+    rows = block_rows(*means.shape)
+    log_likelihood = 0.0
+    sums = None
+    for start in range(0, X.shape[0], rows):
+        block = X[start : start + rows]
+        log_resp, point_log_density = expectation_step(block, weights, means, precisions_chol)
+        responsibilities = np.exp(log_resp, out=log_resp)
+        if responsibilities_out is not None:
+            responsibilities_out[start : start + rows] = responsibilities
+        log_likelihood += float(point_log_density.sum())
+        new = block_sums(block, responsibilities, means)
+        sums = new if sums is None else sums + new
+    return log_likelihood, sums
+
+
+def component_masses(sums: ResponsibilitySums) -> np.ndarray:
     """N_k = sum_i r_ik (K,), never exactly zero."""
-    return responsibilities.sum(axis=0) + EMPTY_COMPONENT_MASS
+    return sums.totals + EMPTY_COMPONENT_MASS
 
 
 def estimate_weights(masses: np.ndarray) -> np.ndarray:
@@ -102,36 +186,55 @@ def estimate_weights(masses: np.ndarray) -> np.ndarray:
     return masses / masses.sum()
 
 
-def estimate_means(X: np.ndarray, responsibilities: np.ndarray, masses: np.ndarray) -> np.ndarray:
-    """mu_k = sum_i r_ik x_i / N_k (K, D)."""
-    return (responsibilities.T @ X) / masses[:, None]
+def estimate_means(sums: ResponsibilitySums, masses: np.ndarray) -> np.ndarray:
+    """mu_k = sum_i r_ik x_i / N_k (K, D), where sum_i r_ik x_i = s_k + R_k c_k."""
+    return (sums.first + sums.totals[:, None] * sums.shifts) / masses[:, None]
 
 
 def estimate_covariances(
-    X: np.ndarray,
-    responsibilities: np.ndarray,
-    masses: np.ndarray,
-    means: np.ndarray,
-    reg_covar: float,
+    sums: ResponsibilitySums, masses: np.ndarray, means: np.ndarray, reg_covar: float
 ) -> np.ndarray:
-    """Sigma_k = sum_i r_ik (x_i - mu_k)(x_i - mu_k)^T / N_k + reg_covar I (K, D, D)."""
-    n_components, n_features = means.shape
-    covariances = np.empty((n_components, n_features, n_features))
-    for k in range(n_components):
-        centred = X - means[k]
-        covariances[k] = (responsibilities[:, k, None] * centred).T @ centred / masses[k]
-        covariances[k].flat[:: n_features + 1] += reg_covar
+    """Sigma_k = sum_i r_ik (x_i - mu_k)(x_i - mu_k)^T / N_k + reg_covar I (K, D, D).
+
+    The scatter about mu_k follows from the sums about c_k (parallel-axis theorem): with
+    m_k = mu_k - c_k it is S_k - m_k s_k^T - s_k m_k^T + R_k m_k m_k^T. EM's shifts are the
+    previous means, so m_k is a small step and the subtraction loses no precision.
+    """
+    offsets = means - sums.shifts  # (K, D): m_k
+    cross = offsets[:, :, None] * sums.first[:, None, :]  # (K, D, D): m_k s_k^T
+    spread = sums.totals[:, None, None] * offsets[:, :, None] * offsets[:, None, :]
+    scatter = sums.second - cross - cross.transpose(0, 2, 1) + spread
+    covariances = scatter / masses[:, None, None]
+    n_features = means.shape[1]
+    covariances += reg_covar * np.eye(n_features)
     return covariances
 
 
-def maximisation_step(
-    X: np.ndarray, responsibilities: np.ndarray, reg_covar: float
+def parameters_from_sums(
+    sums: ResponsibilitySums, reg_covar: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """New weights (K,), means (K, D) and covariances (K, D, D) from responsibilities (n, K)."""
-    masses = component_masses(responsibilities)
-    means = estimate_means(X, responsibilities, masses)
-    covariances = estimate_covariances(X, responsibilities, masses, means, reg_covar)
+    """The M-step: new weights (K,), means (K, D) and covariances (K, D, D) from the sums."""
+    masses = component_masses(sums)
+    means = estimate_means(sums, masses)
+    covariances = estimate_covariances(sums, masses, means, reg_covar)
     return estimate_weights(masses), means, covariances
+
+
+def maximisation_step(
+    X: np.ndarray,
+    responsibilities: np.ndarray,
+    reg_covar: float,
+    shifts: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """New weights (K,), means (K, D) and covariances (K, D, D) from responsibilities (n, K).
+
+    `shifts` (K, D), near the means to come, are where the sums are taken (default: the mean
+    of X for every component).
+    """
+    if shifts is None:
+        shifts = np.broadcast_to(X.mean(axis=0), (responsibilities.shape[1], X.shape[1]))
+    sums = responsibility_sums(X, responsibilities, shifts)
+    return parameters_from_sums(sums, reg_covar)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -166,7 +269,7 @@ def parameters_from_centres(
     sq_distances = np.sum((X[:, None, :] - centres[None, :, :]) ** 2, axis=2)  # (n, K)
     hard = np.zeros_like(sq_distances)
     hard[np.arange(X.shape[0]), np.argmin(sq_distances, axis=1)] = 1.0
-    return maximisation_step(X, hard, reg_covar)
+    return maximisation_step(X, hard, reg_covar, shifts=centres)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -201,22 +304,26 @@ def run_em(
 ) -> EMRun:
     """Iterate E- and M-steps from initial (weights, means, covariances) until the stopping rule.
 
-    Each E-step returns both the responsibilities for the next M-step and the log-likelihood of
-    the current parameters, so every iteration makes one pass over the data for each.
+    Each pass over the data is the E-step of the current parameters: it gives their total
+    log-likelihood for the stopping rule and the sums from which the M-step computes the next
+    parameters, so every iteration reads the data once.
     """
     weights, means, covariances = initial
     precisions_chol = precisions_cholesky(covariances)
-    log_resp, point_log_density = expectation_step(X, weights, means, precisions_chol)
-    history = [float(point_log_density.sum())]
+    log_likelihood, sums = expectation_pass(X, weights, means, precisions_chol)
+    history = [log_likelihood]
     converged = False
     for iteration in range(1, max_iter + 1):
-        weights, means, covariances = maximisation_step(X, np.exp(log_resp), reg_covar)
+        weights, means, covariances = parameters_from_sums(sums, reg_covar)
         precisions_chol = precisions_cholesky(covariances)
-        log_resp, point_log_density = expectation_step(X, weights, means, precisions_chol)
-        history.append(float(point_log_density.sum()))
+        responsibilities = None if callback is None else np.empty((X.shape[0], weights.shape[0]))
+        log_likelihood, sums = expectation_pass(
+            X, weights, means, precisions_chol, responsibilities
+        )
+        history.append(log_likelihood)
         if callback is not None:
             params = MixtureParameters(weights, means, covariances)
-            callback(iteration, params, np.exp(log_resp), history[-1])
+            callback(iteration, params, responsibilities, history[-1])
         if history[-1] - history[-2] < tol:
             converged = True
             break
