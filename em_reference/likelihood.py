@@ -42,9 +42,12 @@ def precisions_cholesky(covariances: np.ndarray) -> np.ndarray:
 
 def log_gaussian_density(X: Any, mean: Any, precision_cholesky: Any, xp: ModuleType = np) -> Any:
     """Log N(x_i | mu, Sigma) for every point (n,), given X (n, D), mu (D,) and U (D, D)."""
-    # (x - mu) U, written as X U - mu U so that no centred copy of X is made.
-    projected = xp.matmul(X, precision_cholesky) - xp.matmul(mean, precision_cholesky)
-    mahalanobis = xp.sum(projected * projected, axis=1)
+    # (x - mu) U, written as X U - mu U so that no centred copy of X is made, and computed
+    # transposed, U^T X^T - U^T mu (D, n): with the points along the last axis, each elementwise
+    # step and the sum over the D coordinates run along long contiguous rows, not rows of D.
+    transposed = precision_cholesky.T
+    projected = xp.matmul(transposed, X.T) - xp.matmul(transposed, mean)[:, None]
+    mahalanobis = xp.sum(projected * projected, axis=0)
     half_log_det_precision = xp.sum(xp.log(xp.diagonal(precision_cholesky, 0, 0, 1)))
     n_features = X.shape[1]
     return half_log_det_precision - 0.5 * (n_features * LOG_2PI + mahalanobis)
@@ -60,13 +63,15 @@ def log_weighted_densities(
 ) -> Any:
     """log(w_k N(x_i | mu_k, Sigma_k)) for every point and component, shape (n, K).
 
-    `n_components` is a Python int so that the same loop unrolls for symbolic arrays too.
+    `n_components` is a Python int so that the same loop unrolls for symbolic arrays too. The
+    result is the transpose of a (K, n) stack, so each point's K values are a strided column and
+    the reductions over components below run along contiguous rows of n.
     """
-    columns = [
+    rows = [
         log_gaussian_density(X, means[k], precisions_cholesky[k], xp) + xp.log(weights[k])
         for k in range(n_components)
     ]
-    return xp.stack(columns, axis=1)
+    return xp.stack(rows, axis=0).T
 
 
 def log_sum_exp_rows(values: Any, xp: ModuleType = np) -> Any:
