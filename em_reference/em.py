@@ -128,7 +128,8 @@ def block_sums(
     X: np.ndarray, responsibilities: np.ndarray, shifts: np.ndarray
 ) -> ResponsibilitySums:
     """R_k, s_k, S_k of the points X (b, D) with responsibilities (b, K), about shifts (K, D)."""
-    centred = X.T[None, :, :] - shifts[:, :, None]  # (K, D, b): x_i - c_k, points last
+    coordinates = np.ascontiguousarray(X.T)  # (D, b): points along contiguous rows
+    centred = coordinates[None, :, :] - shifts[:, :, None]  # (K, D, b): x_i - c_k
     weighted = centred * responsibilities.T[:, None, :]  # (K, D, b): r_ik (x_i - c_k)
     return ResponsibilitySums(
         shifts,
@@ -221,20 +222,16 @@ def parameters_from_sums(
 
 
 def maximisation_step(
-    X: np.ndarray,
-    responsibilities: np.ndarray,
-    reg_covar: float,
-    shifts: np.ndarray | None = None,
+    X: np.ndarray, responsibilities: np.ndarray, reg_covar: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """New weights (K,), means (K, D) and covariances (K, D, D) from responsibilities (n, K).
 
-    `shifts` (K, D), near the means to come, are where the sums are taken (default: the mean
-    of X for every component).
+    Two passes for a standalone M-step: the means mu_k = sum_i r_ik x_i / N_k first, then the
+    sums about them, so the covariances are the textbook sum_i r_ik (x_i - mu_k)(...)^T / N_k.
     """
-    if shifts is None:
-        shifts = np.broadcast_to(X.mean(axis=0), (responsibilities.shape[1], X.shape[1]))
-    sums = responsibility_sums(X, responsibilities, shifts)
-    return parameters_from_sums(sums, reg_covar)
+    masses = responsibilities.sum(axis=0) + EMPTY_COMPONENT_MASS
+    means = (responsibilities.T @ X) / masses[:, None]
+    return parameters_from_sums(responsibility_sums(X, responsibilities, means), reg_covar)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -269,7 +266,7 @@ def parameters_from_centres(
     sq_distances = np.sum((X[:, None, :] - centres[None, :, :]) ** 2, axis=2)  # (n, K)
     hard = np.zeros_like(sq_distances)
     hard[np.arange(X.shape[0]), np.argmin(sq_distances, axis=1)] = 1.0
-    return maximisation_step(X, hard, reg_covar, shifts=centres)
+    return maximisation_step(X, hard, reg_covar)
 
 
 # ---------------------------------------------------------------------------------------------
