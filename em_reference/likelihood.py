@@ -40,17 +40,30 @@ def precisions_cholesky(covariances: np.ndarray) -> np.ndarray:
     return np.swapaxes(np.linalg.solve(lower, identity), -1, -2)
 
 
+def log_gaussian_densities(
+    X: Any, means: Any, precisions_cholesky: Any, n_components: int, xp: ModuleType = np
+) -> Any:
+    """Log N(x_i | mu_k, Sigma_k) for every component and point, shape (K, n).
+
+    X is (n, D), means (K, D), precision Cholesky factors U_k (K, D, D).
+    """
+    n_features = X.shape[1]
+    # (x - mu_k) U_k for every point, written as X U_k - mu_k U_k so that no centred copy of X
+    # is made, and computed transposed, U_k^T X^T - U_k^T mu_k (K, D, n), all K at once: the U_k^T
+    # stacked into one (K D, D) matrix make a single matrix product with X^T, and with the
+    # points along the last axis every later step runs along long contiguous rows.
+    transposed = xp.swapaxes(precisions_cholesky, 1, 2)  # (K, D, D): U_k^T
+    stacked = xp.reshape(transposed, (n_components * n_features, n_features))
+    projected_points = xp.reshape(xp.matmul(stacked, X.T), (n_components, n_features, -1))
+    projected = projected_points - xp.matmul(transposed, means[:, :, None])
+    mahalanobis = xp.sum(projected * projected, axis=1)  # (K, n)
+    half_log_det_precision = xp.sum(xp.log(xp.diagonal(precisions_cholesky, 0, 1, 2)), axis=1)
+    return half_log_det_precision[:, None] - 0.5 * (n_features * LOG_2PI + mahalanobis)
+
+
 def log_gaussian_density(X: Any, mean: Any, precision_cholesky: Any, xp: ModuleType = np) -> Any:
     """Log N(x_i | mu, Sigma) for every point (n,), given X (n, D), mu (D,) and U (D, D)."""
-    # (x - mu) U, written as X U - mu U so that no centred copy of X is made, and computed
-    # transposed, U^T X^T - U^T mu (D, n): with the points along the last axis, each elementwise
-    # step and the sum over the D coordinates run along long contiguous rows, not rows of D.
-    transposed = precision_cholesky.T
-    projected = xp.matmul(transposed, X.T) - xp.matmul(transposed, mean)[:, None]
-    mahalanobis = xp.sum(projected * projected, axis=0)
-    half_log_det_precision = xp.sum(xp.log(xp.diagonal(precision_cholesky, 0, 0, 1)))
-    n_features = X.shape[1]
-    return half_log_det_precision - 0.5 * (n_features * LOG_2PI + mahalanobis)
+    return log_gaussian_densities(X, mean[None, :], precision_cholesky[None, :, :], 1, xp)[0]
 
 
 def log_weighted_densities(
@@ -63,15 +76,12 @@ def log_weighted_densities(
 ) -> Any:
     """log(w_k N(x_i | mu_k, Sigma_k)) for every point and component, shape (n, K).
 
-    `n_components` is a Python int so that the same loop unrolls for symbolic arrays too. The
-    result is the transpose of a (K, n) stack, so each point's K values are a strided column and
-    the reductions over components below run along contiguous rows of n.
+    `n_components` is a Python int, so the shapes are known for symbolic arrays too. The result
+    is the transpose of a (K, n) array, so each point's K values are a strided column and the
+    reductions over components below run along contiguous rows of n.
     """
-    rows = [
-        log_gaussian_density(X, means[k], precisions_cholesky[k], xp) + xp.log(weights[k])
-        for k in range(n_components)
-    ]
-    return xp.stack(rows, axis=0).T
+    log_densities = log_gaussian_densities(X, means, precisions_cholesky, n_components, xp)
+    return (log_densities + xp.log(weights)[:, None]).T
 
 
 def log_sum_exp_rows(values: Any, xp: ModuleType = np) -> Any:
