@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pymc as pm
 from pymc.pytensorf import resolve_backend_compile_kwargs
+from pytensor.compile.mode import get_mode
 from xarray import DataTree
 
 from em_reference import GaussianMixtureEM, MixtureParameters
@@ -18,11 +19,18 @@ from models.mixture import as_parameters, check_compatible, observed_data, param
 INIT = "jitter+adapt_diag"
 """NUTS start: the reference point plus U(-1, 1) jitter in the unconstrained space, per chain."""
 
+BACKEND: str | None = None
+"""PyTensor backend for NUTS; None is PyTensor's default, Numba.
+
+Measured on seed-7907 (4 x 1000 draws, 2 shared cores): Numba samples in about 7 s; the C backend
+took 263 s (PyTensor warns that it could not link to a BLAS), so it is not the default, even
+though its draws were bitwise identical whether freshly compiled or cached. With Numba, runs that
+load the compiled function from the cache repeat exactly; the run that first compiles it (a new
+machine or cache) was seen to give different draws.
+"""
+
 REFERENCE_RESTARTS = 10
 """k-means++ restarts of the EM fit made when no reference is given."""
-
-TIMING_ATTRS = ("compile_seconds", "sampling_seconds")
-"""Posterior attributes that `sample_posterior` records (besides PyMC's own)."""
 
 
 def sample_posterior(
@@ -36,7 +44,7 @@ def sample_posterior(
     *,
     cores: int | None = None,
     target_accept: float = 0.8,
-    backend: str | None = None,
+    backend: str | None = BACKEND,
 ) -> DataTree:
     """Sample the model with NUTS; the DataTree of draws, log-likelihoods and predictions.
 
@@ -48,9 +56,10 @@ def sample_posterior(
 
     The posterior attrs record `compile_seconds` (building NUTS: the logp and gradient compile),
     `sampling_seconds` (PyMC's time for the tuning and drawing loop), `relabelled_draws` (draws
-    that had to be permuted to the reference labelling; 0 means no label switching) and
-    `random_seed`. The same random_seed gives the same draws. `cores=None` is PyMC's default;
-    `backend` ("c", "numba", ...) is PyTensor's default when None.
+    that had to be permuted to the reference labelling; 0 means no label switching),
+    `random_seed` and `backend`. The same random_seed gives the same draws. `cores=None` is PyMC's
+    default (one process per core PyMC counts); `backend` ("numba", "c", ...) is PyTensor's
+    default, Numba, when None (see `BACKEND`).
     """
     draws = _check_int("draws", draws, 1)
     tune = _check_int("tune", tune, 0)
@@ -94,6 +103,7 @@ def sample_posterior(
         sampling_seconds=float(idata.posterior.attrs["sampling_time"]),
         relabelled_draws=relabelled,
         random_seed=random_seed,
+        backend=type(get_mode(compile_kwargs.get("mode")).linker).__name__,
     )
     idata["posterior"] = posterior
     return _add_predictions(idata, model, random_seed, progressbar, compile_kwargs)
