@@ -23,9 +23,7 @@ def weighted_pdfs(
     X: np.ndarray, weights: np.ndarray, means: np.ndarray, covariances: np.ndarray
 ) -> np.ndarray:
     """w_k N(x_i | mu_k, Sigma_k) (n, K), one component at a time."""
-    columns = [
-        weights[k] * gaussian_pdf(X, means[k], covariances[k]) for k in range(len(weights))
-    ]
+    columns = [weights[k] * gaussian_pdf(X, means[k], covariances[k]) for k in range(len(weights))]
     return np.column_stack(columns)
 
 

@@ -1,0 +1,144 @@
+"""`python -m benchmarks`: run the benchmarks and write results.md, results.json (and the plot).
+
+Sections: em (EM vs scikit-learn), nuts (ESS per second per formulation and sampler), e2e
+(`gmm-compare` cold and warm), scaling (cost against n). `--quick` shrinks every size for a
+check that the machinery works; its numbers are not the committed results.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from benchmarks import em_speed, end_to_end, machine, nuts, report, scaling
+
+SECTIONS = ("em", "nuts", "e2e", "scaling")
+HERE = Path(__file__).resolve().parent
+# Other NUTS implementations run in a throwaway overlay environment (uv run --with), so that
+# installing them never changes the project's environment (with nutpie installed, pm.sample's
+# default sampler would silently change for everyone else).
+OTHER_SAMPLERS = {"nutpie": "nutpie", "numpyro": "numpyro"}
+NUTS_RUNS = (
+    ("ours", "default", None),
+    ("ours", "pymc", "numba"),
+    ("tutorial", "pymc", None),
+    ("tutorial", "pymc", "c"),
+    ("vectorised", "pymc", "numba"),
+)
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    """Command-line options."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run")
+    parser.add_argument(
+        "--only", default=",".join(SECTIONS), help=f"comma-separated subset of {SECTIONS}"
+    )
+    parser.add_argument("--out", type=Path, default=HERE, help="folder for results.*")
+    parser.add_argument("--em-blas-threads", type=int, default=1, help="0: library default")
+    parser.add_argument("--nuts-draws", type=int, default=None)
+    parser.add_argument("--nuts-tune", type=int, default=None)
+    parser.add_argument("--nuts-chains", type=int, default=2)
+    parser.add_argument(
+        "--other-samplers", default="nutpie,numpyro", help="'' to skip nutpie/numpyro"
+    )
+    parser.add_argument("--note", default="", help="a sentence about the run, for results.md")
+    args = parser.parse_args(argv)
+    unknown = set(args.only.split(",")) - set(SECTIONS)
+    if unknown:
+        parser.error(f"--only takes {', '.join(SECTIONS)}; unknown: {', '.join(sorted(unknown))}")
+    return args
+
+
+def nuts_settings(args: argparse.Namespace) -> nuts.NutsSettings:
+    """Draws, tuning and chains for the efficiency table (smaller with --quick)."""
+    default = 50 if args.quick else 1000
+    return nuts.NutsSettings(
+        draws=args.nuts_draws or default, tune=args.nuts_tune or default, chains=args.nuts_chains
+    )
+
+
+def run_em(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """The EM table, with BLAS threads limited as asked."""
+    cases = em_speed.QUICK_CASES if args.quick else em_speed.FULL_CASES
+    if args.em_blas_threads <= 0:
+        return em_speed.run_all(cases)
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=args.em_blas_threads, user_api="blas"):
+        return em_speed.run_all(cases)
+
+
+def run_nuts(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[str]]:
+    """The NUTS table: our runs, the tutorial's, and other samplers if they install."""
+    settings = nuts_settings(args)
+    rows = []
+    for formulation, sampler, backend in NUTS_RUNS:
+        print(f"NUTS: {formulation} / {sampler} / {backend or 'default backend'}", flush=True)
+        rows.append(nuts.run_in_subprocess(formulation, sampler, settings, backend))
+        print(f"  {rows[-1]}", flush=True)
+    notes = []
+    uv = shutil.which("uv")
+    for sampler in filter(None, args.other_samplers.split(",")):
+        if uv is None:
+            rows.append({"formulation": "ours", "sampler": sampler, "error": "uv not found"})
+            continue
+        python = [uv, "run", "--quiet", "--with", OTHER_SAMPLERS[sampler], "python"]
+        print(f"NUTS: ours / {sampler} (uv run --with {OTHER_SAMPLERS[sampler]})", flush=True)
+        rows.append(nuts.run_in_subprocess("ours", sampler, settings, None, python=python))
+        print(f"  {rows[-1]}", flush=True)
+        notes.append(
+            f"`{sampler}` ran in a throwaway overlay environment (`uv run --with "
+            f"{OTHER_SAMPLERS[sampler]}`); the project's environment does not install it."
+        )
+    return rows, notes
+
+
+def run_scaling(args: argparse.Namespace, out: Path) -> tuple[list[dict[str, Any]], str | None]:
+    """The scaling table and its log-log plot."""
+    sizes = (200, 400) if args.quick else scaling.SIZES
+    draws = 30 if args.quick else 300
+    settings = nuts.NutsSettings(draws=draws, tune=draws, chains=args.nuts_chains)
+    rows = scaling.run(sizes, settings, rounds=1 if args.quick else 3)
+    name = "scaling.png"
+    scaling.plot(rows, out / name)
+    return rows, name
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the chosen sections and write the results files."""
+    args = parse(argv)
+    sections = args.only.split(",")
+    args.out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    results: dict[str, Any] = {
+        "command": "python -m benchmarks " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "started": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {**machine.describe(), "em_blas_threads": args.em_blas_threads or "default"},
+    }
+    if args.note:
+        results["machine"]["note"] = args.note
+    if "em" in sections:
+        results["em"] = run_em(args)
+    if "nuts" in sections:
+        results["nuts"], results["nuts_notes"] = run_nuts(args)
+    if "e2e" in sections:
+        print("end to end: gmm-compare cold, then warm", flush=True)
+        results["end_to_end"] = end_to_end.cold_and_warm()
+    if "scaling" in sections:
+        results["scaling"], results["scaling_plot"] = run_scaling(args, args.out)
+    results["machine"]["load_average_at_end"] = list(machine.os.getloadavg())
+    results["elapsed_seconds"] = time.perf_counter() - started
+    report.write_json(results, args.out / "results.json")
+    report.write_markdown(results, args.out / "results.md")
+    print(f"wrote {args.out / 'results.md'} and {args.out / 'results.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

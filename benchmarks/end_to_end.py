@@ -1,0 +1,57 @@
+"""End to end: wall time of the `gmm-compare` command on seed-7907, cold and warm.
+
+Cold: PyTensor's compile directory (and Numba's cache) point at a fresh temporary folder, so
+every function is compiled from scratch; warm: the same command again with that folder now
+filled. The shared ~/.pytensor cache is never touched.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+
+def command_path() -> list[str]:
+    """The installed `gmm-compare` script next to this Python, or `python -m analysis.cli`."""
+    script = Path(sys.executable).with_name("gmm-compare")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "analysis.cli"]
+
+
+def run_command(arguments: list[str], cache: Path, out: Path, timeout: float) -> dict[str, Any]:
+    """Wall seconds and exit status of one run of the command with the given compile cache."""
+    environment = {
+        **os.environ,
+        "PYTENSOR_FLAGS": f"compiledir={cache / 'pytensor'}",
+        "NUMBA_CACHE_DIR": str(cache / "numba"),
+    }
+    command = [*command_path(), *arguments, "--out", str(out), "--quiet"]
+    begin = time.perf_counter()
+    try:
+        done = subprocess.run(
+            command, capture_output=True, text=True, env=environment, timeout=timeout, check=False
+        )
+    except subprocess.TimeoutExpired:
+        return {"seconds": None, "returncode": None, "error": f"timed out after {timeout:.0f} s"}
+    seconds = time.perf_counter() - begin
+    row: dict[str, Any] = {"seconds": seconds, "returncode": done.returncode}
+    if done.returncode != 0:
+        row["error"] = (done.stderr.strip().splitlines() or ["no output"])[-1][:300]
+    return row
+
+
+def cold_and_warm(arguments: list[str] | None = None, timeout: float = 1800) -> dict[str, Any]:
+    """`gmm-compare` twice with one fresh compile cache: the first run cold, the second warm."""
+    arguments = arguments or []
+    work = Path(tempfile.mkdtemp(prefix="gmm-compare-bench-"))
+    try:
+        cold = run_command(arguments, work / "cache", work / "cold-report", timeout)
+        warm = run_command(arguments, work / "cache", work / "warm-report", timeout)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return {"command": " ".join(["gmm-compare", *arguments]), "cold": cold, "warm": warm}

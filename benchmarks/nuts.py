@@ -1,0 +1,246 @@
+"""NUTS efficiency: min bulk ESS over weights, means and covariances per second.
+
+Each run happens in a fresh subprocess (`python -m benchmarks.nuts FORMULATION ...` prints one
+JSON line), so compilation is measured as a user meets it and no run inherits another's state;
+the same worker runs in another environment to try other NUTS samplers. Every formulation starts
+its chains at the EM estimate (one mode, no label switching), with the same draws, tuning, chains
+and seed. "Sampling" seconds are PyMC's own `sampling_time` (tuning + draws); "total" seconds are
+the wall time of building the model and `pm.sample`, compilation included.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from em_reference import GaussianMixtureEM, MixtureParameters, sample_mixture, seed7907
+
+FORMULATIONS = ("ours", "tutorial", "vectorised")
+SUMMARY_VARIABLES = ("weights", "means", "covariances")
+REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class NutsSettings:
+    """What every formulation is asked to do."""
+
+    draws: int = 1000
+    tune: int = 1000
+    chains: int = 2
+    seed: int = 7907
+    n_points: int = 500
+
+
+def dataset(n_points: int) -> np.ndarray:
+    """n points from the seed-7907 mixture with the seed LCG (n = 500 is seed-7907 itself)."""
+    true = seed7907.TRUE
+    X, _ = sample_mixture(n_points, true.weights, true.means, true.covariances, seed=seed7907.SEED)
+    return X
+
+
+def em_estimate(X: np.ndarray) -> MixtureParameters:
+    """EM from the seed program's start: where every chain starts."""
+    return GaussianMixtureEM(3, init=seed7907.INITIAL).fit(X).parameters_
+
+
+def build(formulation: str, X: np.ndarray) -> tuple[Any, Callable[[MixtureParameters], dict]]:
+    """The model of one formulation and its initial-values function."""
+    from benchmarks import nuts_models
+
+    if formulation == "ours":
+        from models import mixture
+
+        return mixture.build_model(X, 3), mixture.parameter_point
+    if formulation == "tutorial":
+        return nuts_models.tutorial_model(X, 3)
+    if formulation == "vectorised":
+        return nuts_models.vectorised_model(X, 3)
+    raise ValueError(f"formulation must be one of {FORMULATIONS}, got {formulation!r}")
+
+
+def min_bulk_ess(posterior: Any) -> float:
+    """Smallest bulk ESS over every scalar of weights, means and covariances."""
+    import arviz_stats
+
+    smallest = np.inf
+    for name in SUMMARY_VARIABLES:
+        values = np.asarray(posterior[name].values)
+        scalars = values.reshape(values.shape[0], values.shape[1], -1)
+        ess = arviz_stats.ess(scalars, method="bulk", chain_axis=0, draw_axis=1)
+        smallest = min(smallest, float(np.nanmin(ess)))
+    return smallest
+
+
+def sample_stat_total(tree: Any, name: str) -> float | None:
+    """Sum of one sample statistic over chains and draws, if the sampler records it."""
+    try:
+        stats = tree["sample_stats"]
+        return float(np.asarray(stats[name].values).sum()) if name in stats else None
+    except KeyError:
+        return None
+
+
+def gradient_seconds(model: Any, point: dict[str, np.ndarray], repeats: int = 200) -> float:
+    """Median seconds of one joint logp-and-gradient evaluation at the model's value point."""
+    from pymc.blocking import DictToArrayBijection
+
+    function = model.logp_dlogp_function(ravel_inputs=True)
+    function.set_extra_values({})
+    start = model.initial_point()
+    start.update({k: v for k, v in point.items() if k in start})
+    q = DictToArrayBijection.map({v.name: start[v.name] for v in function._grad_vars}).data
+    function(q)
+    times = []
+    for _ in range(repeats):
+        begin = time.perf_counter()
+        function(q)
+        times.append(time.perf_counter() - begin)
+    return float(np.median(times))
+
+
+def run_formulation(
+    formulation: str, sampler: str, settings: NutsSettings, backend: str | None = None
+) -> dict[str, Any]:
+    """Build, sample and summarise one formulation; plain values for JSON.
+
+    sampler "default" is the project's own path, `models.sample_posterior` (ours only); the
+    others call `pm.sample(nuts_sampler=...)`. backend None is the path's own default.
+    """
+    X = dataset(settings.n_points)
+    start_params = em_estimate(X)
+    begin = time.perf_counter()
+    model, initvals = build(formulation, X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if sampler == "default":
+            tree = _sample_default(model, start_params, settings, backend)
+        else:
+            tree = _sample_with(model, initvals(start_params), sampler, settings, backend)
+    total = time.perf_counter() - begin
+    posterior = tree["posterior"]
+    attrs = posterior.attrs
+    sampling = float(attrs.get("sampling_seconds", attrs.get("sampling_time", np.nan)))
+    ess = min_bulk_ess(posterior)
+    return {
+        "formulation": formulation,
+        "sampler": sampler,
+        "backend": attrs.get("backend", backend) or "pytensor default",
+        "settings": asdict(settings),
+        "min_bulk_ess": ess,
+        "sampling_seconds": sampling,
+        "total_seconds": total,
+        "ess_per_sampling_second": ess / sampling,
+        "ess_per_total_second": ess / total,
+        "gradient_evaluations": sample_stat_total(tree, "n_steps"),
+        "divergences": sample_stat_total(tree, "diverging"),
+    }
+
+
+def _sample_default(
+    model: Any, reference: MixtureParameters, settings: NutsSettings, backend: str | None
+) -> Any:
+    """models.sample_posterior with the benchmark's draws, chains and seed."""
+    from models import sample_posterior
+
+    options = {} if backend is None else {"backend": backend}
+    return sample_posterior(
+        model,
+        draws=settings.draws,
+        tune=settings.tune,
+        chains=settings.chains,
+        random_seed=settings.seed,
+        reference=reference,
+        progressbar=False,
+        cores=settings.chains,
+        **options,
+    )
+
+
+def _sample_with(
+    model: Any, initvals: dict, sampler: str, settings: NutsSettings, backend: str | None
+) -> Any:
+    """pm.sample with one NUTS implementation, every chain starting at initvals."""
+    import pymc as pm
+    from pymc.pytensorf import resolve_backend_compile_kwargs
+
+    compile_kwargs = resolve_backend_compile_kwargs(backend, None) if sampler == "pymc" else None
+    with model:
+        return pm.sample(
+            draws=settings.draws,
+            tune=settings.tune,
+            chains=settings.chains,
+            cores=settings.chains,
+            random_seed=settings.seed,
+            initvals=initvals,
+            nuts_sampler=sampler,
+            progressbar=False,
+            compute_convergence_checks=False,
+            compile_kwargs=compile_kwargs,
+        )
+
+
+def run_in_subprocess(
+    formulation: str,
+    sampler: str,
+    settings: NutsSettings,
+    backend: str | None = None,
+    python: list[str] | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 1500,
+) -> dict[str, Any]:
+    """run_formulation in a fresh Python process; on failure, a row that records the error."""
+    command = [*(python or [sys.executable]), "-m", "benchmarks.nuts", formulation, sampler]
+    command += [f"--{key.replace('_', '-')}={value}" for key, value in asdict(settings).items()]
+    command += [] if backend is None else [f"--backend={backend}"]
+    environment = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
+    try:
+        done = subprocess.run(
+            command, capture_output=True, text=True, env=environment, timeout=timeout, check=False
+        )
+    except subprocess.TimeoutExpired:
+        return {
+            "formulation": formulation,
+            "sampler": sampler,
+            "backend": backend,
+            "error": f"timed out after {timeout:.0f} s",
+        }
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode != 0 or not lines:
+        tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        return {
+            "formulation": formulation,
+            "sampler": sampler,
+            "backend": backend,
+            "error": tail[:300],
+        }
+    return json.loads(lines[-1])
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Worker entry point: run one formulation with one sampler and print one JSON line."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("formulation", choices=FORMULATIONS)
+    parser.add_argument("sampler", choices=("default", "pymc", "nutpie", "numpyro"))
+    parser.add_argument("--backend", default=None, help="PyTensor backend: c or numba")
+    for key, value in asdict(NutsSettings()).items():
+        parser.add_argument(f"--{key.replace('_', '-')}", type=type(value), default=value)
+    args = vars(parser.parse_args(argv))
+    settings = NutsSettings(**{key: args[key] for key in asdict(NutsSettings())})
+    row = run_formulation(args["formulation"], args["sampler"], settings, args["backend"])
+    print(json.dumps(row))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

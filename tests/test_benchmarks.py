@@ -1,0 +1,69 @@
+"""Smoke tests of the benchmark machinery on tiny sizes: structure and agreement, never time."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from benchmarks import __main__ as command
+from benchmarks import em_speed, report, timing
+from benchmarks.tutorial_em import tutorial_em
+from em_reference import GaussianMixtureEM, seed7907
+
+TINY_CASES = (
+    em_speed.EMCase(300, 2, 3, iterations=3, rounds=2),
+    em_speed.EMCase(400, 3, 2, iterations=3, rounds=2),
+)
+
+
+def test_a_case_reports_every_method_and_agrees_with_scikit_learn():
+    row = em_speed.run_case(TINY_CASES[0])
+    assert set(row["seconds_per_iteration"]) == set(em_speed.METHODS)
+    assert row["ratio_to_sklearn"]["sklearn"] == pytest.approx(1.0)
+    assert all(peak > 0 for peak in row["peak_bytes"].values())
+    assert row["largest_difference_to_sklearn"]["ours"] < 1e-8
+    assert row["largest_difference_to_sklearn"]["tutorial"] < 1e-8
+
+
+def test_the_tutorial_style_follows_the_same_iterations_as_ours():
+    X, _ = seed7907.load()
+    initial = seed7907.INITIAL
+    start = (initial.weights, initial.means, initial.covariances)
+    weights, means, covariances, history = tutorial_em(X, start, 16)
+    ours = GaussianMixtureEM(3, init=initial).fit(X)
+    assert np.allclose(means, ours.means_, atol=1e-10)
+    assert np.allclose(covariances, ours.covariances_, atol=1e-10)
+    assert np.allclose(weights, ours.weights_, atol=1e-12)
+    assert history[-1] == pytest.approx(ours.log_likelihood_, abs=1e-8)
+
+
+def test_interleaved_timing_keeps_one_time_per_round_for_each_method():
+    timings = timing.interleaved({"a": lambda: None, "b": lambda: sum(range(100))}, rounds=3)
+    assert [len(timings.seconds[name]) for name in ("a", "b")] == [3, 3]
+    assert timings.paired_ratio("a", "a") == pytest.approx(1.0)
+    assert timing.peak_memory(lambda: np.ones(100_000)) >= 800_000
+
+
+def test_the_command_writes_both_results_files(tmp_path, monkeypatch):
+    monkeypatch.setattr(em_speed, "QUICK_CASES", TINY_CASES)
+    assert command.main(["--quick", "--only", "em", "--out", str(tmp_path)]) == 0
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["machine"]["nproc"] >= 1
+    assert [row["case"] for row in results["em"]] == [case.label for case in TINY_CASES]
+    assert all(row["largest_difference_to_sklearn"]["ours"] < 1e-8 for row in results["em"])
+    markdown = (tmp_path / "results.md").read_text()
+    assert "## EM: time per iteration" in markdown
+    assert "n=400 D=3 K=2" in markdown
+
+
+def test_a_failed_nuts_run_is_a_row_that_says_why():
+    rows = [{"formulation": "ours", "sampler": "nutpie", "backend": None, "error": "no module"}]
+    lines = report.nuts_section(rows, [])
+    assert any("failed: no module" in line for line in lines)
+
+
+def test_the_command_refuses_an_unknown_section():
+    with pytest.raises(SystemExit):
+        command.main(["--only", "everything"])
