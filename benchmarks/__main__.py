@@ -8,6 +8,7 @@ check that the machinery works; its numbers are not the committed results.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import time
@@ -110,6 +111,13 @@ def run_scaling(args: argparse.Namespace, out: Path) -> tuple[list[dict[str, Any
     return rows, name
 
 
+def save(results: dict[str, Any], out: Path, started: float) -> None:
+    """Write results.json and results.md with what has been measured so far."""
+    results["elapsed_seconds"] = time.perf_counter() - started
+    report.write_json(results, out / "results.json")
+    report.write_markdown(results, out / "results.md")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the chosen sections and write the results files."""
     args = parse(argv)
@@ -125,17 +133,18 @@ def main(argv: list[str] | None = None) -> int:
         results["machine"]["note"] = args.note
     if "em" in sections:
         results["em"] = run_em(args)
+        save(results, args.out, started)
     if "nuts" in sections:
         results["nuts"], results["nuts_notes"] = run_nuts(args)
+        save(results, args.out, started)
+    if "scaling" in sections:
+        results["scaling"], results["scaling_plot"] = run_scaling(args, args.out)
+        save(results, args.out, started)
     if "e2e" in sections:
         print("end to end: gmm-compare cold, then warm", flush=True)
         results["end_to_end"] = end_to_end.cold_and_warm()
-    if "scaling" in sections:
-        results["scaling"], results["scaling_plot"] = run_scaling(args, args.out)
-    results["machine"]["load_average_at_end"] = list(machine.os.getloadavg())
-    results["elapsed_seconds"] = time.perf_counter() - started
-    report.write_json(results, args.out / "results.json")
-    report.write_markdown(results, args.out / "results.md")
+    results["machine"]["load_average_at_end"] = list(os.getloadavg())
+    save(results, args.out, started)
     print(f"wrote {args.out / 'results.md'} and {args.out / 'results.json'}")
     return 0
 
