@@ -8,8 +8,10 @@ check that the machinery works; its numbers are not the committed results.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
+import statistics
 import sys
 import time
 from datetime import UTC, datetime
@@ -45,6 +47,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--nuts-draws", type=int, default=None)
     parser.add_argument("--nuts-tune", type=int, default=None)
     parser.add_argument("--nuts-chains", type=int, default=2)
+    parser.add_argument("--nuts-repeats", type=int, default=1, help="runs per row (medians)")
     parser.add_argument(
         "--other-samplers", default="nutpie,numpyro", help="'' to skip nutpie/numpyro"
     )
@@ -75,28 +78,51 @@ def run_em(args: argparse.Namespace) -> list[dict[str, Any]]:
         return em_speed.run_all(cases)
 
 
+def median_row(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One table row from repeated runs: medians of the numbers, all runs kept."""
+    good = [run for run in runs if "error" not in run]
+    if not good:
+        return runs[-1]
+    row = dict(good[0])
+    for key in (
+        "min_bulk_ess",
+        "sampling_seconds",
+        "total_seconds",
+        "ess_per_sampling_second",
+        "ess_per_total_second",
+        "gradient_evaluations",
+    ):
+        row[key] = statistics.median(run[key] or 0.0 for run in good)
+    row["divergences"] = max(run["divergences"] or 0.0 for run in good)
+    row["repeats"] = len(good)
+    row["runs"] = runs
+    return row
+
+
 def run_nuts(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[str]]:
     """The NUTS table: our runs, the tutorial's, and other samplers if they install."""
     settings = nuts_settings(args)
-    rows = []
-    for formulation, sampler, backend in NUTS_RUNS:
-        print(f"NUTS: {formulation} / {sampler} / {backend or 'default backend'}", flush=True)
-        rows.append(nuts.run_in_subprocess(formulation, sampler, settings, backend))
-        print(f"  {rows[-1]}", flush=True)
+    configurations = [
+        (formulation, sampler, backend, None) for formulation, sampler, backend in NUTS_RUNS
+    ]
     notes = []
     uv = shutil.which("uv")
     for sampler in filter(None, args.other_samplers.split(",")):
-        if uv is None:
-            rows.append({"formulation": "ours", "sampler": sampler, "error": "uv not found"})
-            continue
-        python = [uv, "run", "--quiet", "--with", OTHER_SAMPLERS[sampler], "python"]
-        print(f"NUTS: ours / {sampler} (uv run --with {OTHER_SAMPLERS[sampler]})", flush=True)
-        rows.append(nuts.run_in_subprocess("ours", sampler, settings, None, python=python))
-        print(f"  {rows[-1]}", flush=True)
+        package = OTHER_SAMPLERS[sampler]
+        python = None if uv is None else [uv, "run", "--quiet", "--with", package, "python"]
+        configurations.append(("ours", sampler, None, python))
         notes.append(
-            f"`{sampler}` ran in a throwaway overlay environment (`uv run --with "
-            f"{OTHER_SAMPLERS[sampler]}`); the project's environment does not install it."
+            f"`{sampler}` ran in a throwaway overlay environment (`uv run --with {package}`); "
+            "the project's environment does not install it."
         )
+    rows = []
+    for formulation, sampler, backend, python in configurations:
+        runs = []
+        for repeat in range(args.nuts_repeats):
+            print(f"NUTS: {formulation} / {sampler} / {backend} #{repeat + 1}", flush=True)
+            runs.append(nuts.run_in_subprocess(formulation, sampler, settings, backend, python))
+            print(f"  {runs[-1]}", flush=True)
+        rows.append(median_row(runs))
     return rows, notes
 
 
@@ -109,6 +135,35 @@ def run_scaling(args: argparse.Namespace, out: Path) -> tuple[list[dict[str, Any
     name = "scaling.png"
     scaling.plot(rows, out / name)
     return rows, name
+
+
+SECTION_KEYS = {
+    "em": ("em",),
+    "nuts": ("nuts", "nuts_notes"),
+    "e2e": ("end_to_end",),
+    "scaling": ("scaling", "scaling_plot"),
+}
+
+
+def keep_previous_sections(results: dict[str, Any], path: Path, sections: list[str]) -> None:
+    """Carry over, from an earlier results.json, the sections this run does not measure."""
+    if not path.exists() or set(sections) == set(SECTIONS):
+        return
+    previous = json.loads(path.read_text())
+    kept = [
+        section
+        for section in SECTIONS
+        if section not in sections and SECTION_KEYS[section][0] in previous
+    ]
+    for section in kept:
+        for key in SECTION_KEYS[section]:
+            if key in previous:
+                results[key] = previous[key]
+    if kept:
+        results.setdefault("notes", []).append(
+            f"Sections {', '.join(kept)} are kept from the run of {previous['started']} "
+            f"(`{previous['command']}`); this run measured {', '.join(sections)}."
+        )
 
 
 def save(results: dict[str, Any], out: Path, started: float) -> None:
@@ -131,6 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     if args.note:
         results["machine"]["note"] = args.note
+    keep_previous_sections(results, args.out / "results.json", sections)
     if "em" in sections:
         results["em"] = run_em(args)
         save(results, args.out, started)

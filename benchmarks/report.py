@@ -98,7 +98,7 @@ def nuts_section(rows: list[dict[str, Any]], notes: list[str]) -> list[str]:
         "min bulk ESS over every scalar of weights, means and covariances; sampling = tuning + "
         "draws (the sampler's own clock); total = building the model + sampling call, compile "
         "included, in a fresh process. Ratio column: ESS per sampling second relative to the "
-        "tutorial formulation under PyMC's default.",
+        "tutorial formulation under PyMC's default. With several runs a row shows medians.",
         "",
         "| formulation | sampler | backend | min bulk ESS | sampling s | total s | ESS/s sampling "
         "| ESS/s total | vs tutorial | gradient evals | divergences |",
@@ -121,7 +121,8 @@ def nuts_section(rows: list[dict[str, Any]], notes: list[str]) -> list[str]:
             continue
         relative = row["ess_per_sampling_second"] / reference if reference else None
         lines.append(
-            f"| {row['formulation']} | {row['sampler']} | {row['backend']} | "
+            f"| {row['formulation']} ({row.get('repeats', 1)} runs) | {row['sampler']} | "
+            f"{row['backend']} | "
             f"{row['min_bulk_ess']:.0f} | {row['sampling_seconds']:.1f} | "
             f"{row['total_seconds']:.1f} | {row['ess_per_sampling_second']:.2f} | "
             f"{row['ess_per_total_second']:.2f} | {_x(relative)} | "
