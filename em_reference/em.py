@@ -130,12 +130,16 @@ def block_sums(
     """R_k, s_k, S_k of the points X (b, D) with responsibilities (b, K), about shifts (K, D)."""
     coordinates = np.ascontiguousarray(X.T)  # (D, b): points along contiguous rows
     centred = coordinates[None, :, :] - shifts[:, :, None]  # (K, D, b): x_i - c_k
-    weighted = centred * responsibilities.T[:, None, :]  # (K, D, b): r_ik (x_i - c_k)
+    by_component = responsibilities.T  # (K, b)
+    # S_k = A_k A_k^T with A_k = sqrt(r_ik) (x_i - c_k): a product of a matrix with its own
+    # transpose, which NumPy hands to BLAS's symmetric rank-k update (half the work of a general
+    # product, and S_k comes out exactly symmetric).
+    scaled = centred * np.sqrt(by_component)[:, None, :]  # (K, D, b)
     return ResponsibilitySums(
         shifts,
         responsibilities.sum(axis=0),
-        weighted.sum(axis=2),
-        np.matmul(weighted, centred.transpose(0, 2, 1)),
+        np.matmul(centred, by_component[:, :, None])[:, :, 0],
+        np.matmul(scaled, scaled.transpose(0, 2, 1)),
     )
 
 
