@@ -160,7 +160,9 @@ def keep_previous_sections(results: dict[str, Any], path: Path, sections: list[s
             if key in previous:
                 results[key] = previous[key]
     if kept:
-        results.setdefault("notes", []).append(
+        earlier = [note for note in previous.get("notes", []) if note.startswith("Sections ")]
+        results.setdefault("notes", []).extend(earlier)
+        results["notes"].append(
             f"Sections {', '.join(kept)} are kept from the run of {previous['started']} "
             f"(`{previous['command']}`); this run measured {', '.join(sections)}."
         )
