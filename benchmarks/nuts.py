@@ -91,24 +91,6 @@ def sample_stat_total(tree: Any, name: str) -> float | None:
         return None
 
 
-def gradient_seconds(model: Any, point: dict[str, np.ndarray], repeats: int = 200) -> float:
-    """Median seconds of one joint logp-and-gradient evaluation at the model's value point."""
-    from pymc.blocking import DictToArrayBijection
-
-    function = model.logp_dlogp_function(ravel_inputs=True)
-    function.set_extra_values({})
-    start = model.initial_point()
-    start.update({k: v for k, v in point.items() if k in start})
-    q = DictToArrayBijection.map({v.name: start[v.name] for v in function._grad_vars}).data
-    function(q)
-    times = []
-    for _ in range(repeats):
-        begin = time.perf_counter()
-        function(q)
-        times.append(time.perf_counter() - begin)
-    return float(np.median(times))
-
-
 def run_formulation(
     formulation: str, sampler: str, settings: NutsSettings, backend: str | None = None
 ) -> dict[str, Any]:

@@ -61,11 +61,6 @@ def log_gaussian_densities(
     return half_log_det_precision[:, None] - 0.5 * (n_features * LOG_2PI + mahalanobis)
 
 
-def log_gaussian_density(X: Any, mean: Any, precision_cholesky: Any, xp: ModuleType = np) -> Any:
-    """Log N(x_i | mu, Sigma) for every point (n,), given X (n, D), mu (D,) and U (D, D)."""
-    return log_gaussian_densities(X, mean[None, :], precision_cholesky[None, :, :], 1, xp)[0]
-
-
 def log_weighted_densities(
     X: Any,
     weights: Any,
