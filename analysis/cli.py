@@ -317,17 +317,31 @@ def em_lines(dataset: Dataset, fits: Any) -> list[str]:
     return lines
 
 
-def command_sample(args: argparse.Namespace) -> int:
-    """EM and NUTS; save the results (no report) into the folder."""
-    from analysis.report import run_all, save_results
-
+def prepared(args: argparse.Namespace) -> tuple[Dataset, Settings, Path]:
+    """The dataset, the settings and the report folder, all checked before anything runs."""
     dataset = load(args)
     settings = settings_for(args, dataset)
     target = output_folder(args)
     quiet_libraries(args)
+    return dataset, settings, target
+
+
+def sample_into(
+    args: argparse.Namespace, dataset: Dataset, settings: Settings, staging: Path
+) -> Any:
+    """Run EM and NUTS and save the results into the staging folder."""
+    from analysis.report import run_all, save_results
+
+    results = run_all(dataset, settings, progressbar=not (args.quiet or args.json))
+    save_results(results, staging)
+    return results
+
+
+def command_sample(args: argparse.Namespace) -> int:
+    """EM and NUTS; save the results (no report) into the folder."""
+    dataset, settings, target = prepared(args)
     with staged_folder(target) as staging:
-        results = run_all(dataset, settings, progressbar=not (args.quiet or args.json))
-        save_results(results, staging)
+        results = sample_into(args, dataset, settings, staging)
     from analysis.compare import sampler_section
 
     sampler = sampler_section(results.idata)
@@ -362,15 +376,11 @@ def command_report(args: argparse.Namespace) -> int:
 
 def command_compare(args: argparse.Namespace) -> int:
     """EM, NUTS and the whole report."""
-    from analysis.report import run_all, save_results, write_report
+    from analysis.report import write_report
 
-    dataset = load(args)
-    settings = settings_for(args, dataset)
-    target = output_folder(args)
-    quiet_libraries(args)
+    dataset, settings, target = prepared(args)
     with staged_folder(target) as staging:
-        results = run_all(dataset, settings, progressbar=not (args.quiet or args.json))
-        save_results(results, staging)
+        results = sample_into(args, dataset, settings, staging)
         comparison = write_report(results, staging)
     return finish(args, target, comparison)
 
