@@ -338,6 +338,9 @@ def em_convergence_section(comparison: dict[str, Any]) -> Table:
     )
 
 
+MASS_MATRIX_NAMES = {"full": "dense", "diag": "diagonal"}
+
+
 def sampler_section(comparison: dict[str, Any]) -> Table:
     """The NUTS diagnostics, with a verdict."""
     s = comparison["sampler"]
@@ -346,6 +349,10 @@ def sampler_section(comparison: dict[str, Any]) -> Table:
         [
             f"chains {TIMES} draws (tuning)",
             f"{settings['chains']} {TIMES} {settings['draws']} ({settings['tune']})",
+        ],
+        [
+            "mass matrix (adapted while tuning)",
+            MASS_MATRIX_NAMES.get(s.get("mass_matrix", ""), "not recorded"),
         ],
         ["divergences", str(s["divergences"])],
         ["max R-hat", _num(s["max_rhat"], 4)],

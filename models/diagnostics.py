@@ -23,7 +23,8 @@ class Diagnostics:
 
     A run is flagged for any divergence, any R-hat above `MAX_RHAT` or any bulk or tail ESS below
     `MIN_ESS` among the scalars of weights, means and covariances. Timings are in seconds.
-    `relabelled_draws` counts draws that had to be permuted to the reference labelling.
+    `relabelled_draws` counts draws that had to be permuted to the reference labelling;
+    `mass_matrix` is the NUTS mass matrix adapted while tuning ("full" or "diag").
     """
 
     divergences: int
@@ -34,6 +35,7 @@ class Diagnostics:
     compile_seconds: float
     problems: tuple[str, ...]
     relabelled_draws: int = 0
+    mass_matrix: str = ""
 
     @property
     def ok(self) -> bool:
@@ -76,6 +78,7 @@ def diagnose(idata: DataTree) -> Diagnostics:
         compile_seconds=float(attrs.get("compile_seconds", math.nan)),
         problems=tuple(problems),
         relabelled_draws=int(attrs.get("relabelled_draws", 0)),
+        mass_matrix=str(attrs.get("mass_matrix", "")),
     )
 
 

@@ -41,7 +41,10 @@ def run_gmm_compare():
     def run(*args: object, cwd: Path | None = None) -> subprocess.CompletedProcess:
         return subprocess.run(
             [str(GMM_COMPARE), *(str(a) for a in args)],
-            capture_output=True, text=True, cwd=cwd, check=False,
+            capture_output=True,
+            text=True,
+            cwd=cwd,
+            check=False,
         )
 
     return run
