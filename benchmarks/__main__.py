@@ -27,12 +27,16 @@ HERE = Path(__file__).resolve().parent
 # default sampler would silently change for everyone else).
 OTHER_SAMPLERS = {"nutpie": "nutpie", "numpyro": "numpyro"}
 NUTS_RUNS = (
-    ("ours", "default", None),
-    ("ours", "pymc", "numba"),
-    ("tutorial", "pymc", None),
-    ("tutorial", "pymc", "c"),
-    ("vectorised", "pymc", "numba"),
+    # formulation, sampler, PyTensor backend, mass matrix (None: the sampler's default)
+    ("ours", "default", None, None),
+    ("ours", "default", None, "diag"),
+    ("tutorial", "pymc", None, None),
+    ("tutorial", "pymc", None, "full"),
+    ("vectorised", "pymc", "numba", None),
+    ("vectorised", "pymc", "numba", "full"),
 )
+"""The runs with PyMC's own NUTS. The C backend is left out: in the run of 2026-11-21 (see the
+git history of results.md) it reached x0.02 of the tutorial's ESS per second, at 173 s a run."""
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -102,25 +106,27 @@ def median_row(runs: list[dict[str, Any]]) -> dict[str, Any]:
 def run_nuts(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[str]]:
     """The NUTS table: our runs, the tutorial's, and other samplers if they install."""
     settings = nuts_settings(args)
-    configurations = [
-        (formulation, sampler, backend, None) for formulation, sampler, backend in NUTS_RUNS
-    ]
+    configurations = [(*run, None) for run in NUTS_RUNS]
     notes = []
     uv = shutil.which("uv")
     for sampler in filter(None, args.other_samplers.split(",")):
         package = OTHER_SAMPLERS[sampler]
         python = None if uv is None else [uv, "run", "--quiet", "--with", package, "python"]
-        configurations.append(("ours", sampler, None, python))
+        for mass_matrix in nuts.MASS_MATRICES[sampler]:
+            configurations.append(("ours", sampler, None, mass_matrix, python))
         notes.append(
             f"`{sampler}` ran in a throwaway overlay environment (`uv run --with {package}`); "
             "the project's environment does not install it."
         )
     rows = []
-    for formulation, sampler, backend, python in configurations:
+    for formulation, sampler, backend, mass_matrix, python in configurations:
         runs = []
         for repeat in range(args.nuts_repeats):
-            print(f"NUTS: {formulation} / {sampler} / {backend} #{repeat + 1}", flush=True)
-            runs.append(nuts.run_in_subprocess(formulation, sampler, settings, backend, python))
+            label = f"{formulation} / {sampler} / {backend} / {mass_matrix}"
+            print(f"NUTS: {label} #{repeat + 1}", flush=True)
+            runs.append(
+                nuts.run_in_subprocess(formulation, sampler, settings, backend, mass_matrix, python)
+            )
             print(f"  {runs[-1]}", flush=True)
         rows.append(median_row(runs))
     return rows, notes

@@ -27,6 +27,15 @@ import numpy as np
 from em_reference import GaussianMixtureEM, MixtureParameters, sample_mixture, seed7907
 
 FORMULATIONS = ("ours", "tutorial", "vectorised")
+MASS_MATRICES = {
+    "default": ("full", "diag"),
+    "pymc": ("diag", "full"),
+    "nutpie": ("diag", "low-rank"),
+    "numpyro": ("diag", "full"),
+}
+"""Mass matrices each sampler can adapt; the first is its default (the project's, for "default").
+
+"full" is a dense matrix, "low-rank" nutpie's diagonal plus low-rank update from the gradients."""
 SUMMARY_VARIABLES = ("weights", "means", "covariances")
 REPO = Path(__file__).resolve().parent.parent
 
@@ -92,13 +101,21 @@ def sample_stat_total(tree: Any, name: str) -> float | None:
 
 
 def run_formulation(
-    formulation: str, sampler: str, settings: NutsSettings, backend: str | None = None
+    formulation: str,
+    sampler: str,
+    settings: NutsSettings,
+    backend: str | None = None,
+    mass_matrix: str | None = None,
 ) -> dict[str, Any]:
     """Build, sample and summarise one formulation; plain values for JSON.
 
     sampler "default" is the project's own path, `models.sample_posterior` (ours only); the
-    others call `pm.sample(nuts_sampler=...)`. backend None is the path's own default.
+    others call `pm.sample(nuts_sampler=...)`. backend None is the path's own default;
+    mass_matrix None is the sampler's default (see `MASS_MATRICES`).
     """
+    mass_matrix = mass_matrix or MASS_MATRICES[sampler][0]
+    if mass_matrix not in MASS_MATRICES[sampler]:
+        raise ValueError(f"{sampler} adapts a mass matrix in {MASS_MATRICES[sampler]}")
     X = dataset(settings.n_points)
     start_params = em_estimate(X)
     begin = time.perf_counter()
@@ -106,9 +123,10 @@ def run_formulation(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if sampler == "default":
-            tree = _sample_default(model, start_params, settings, backend)
+            tree = _sample_default(model, start_params, settings, backend, mass_matrix)
         else:
-            tree = _sample_with(model, initvals(start_params), sampler, settings, backend)
+            start = initvals(start_params)
+            tree = _sample_with(model, start, sampler, settings, backend, mass_matrix)
     total = time.perf_counter() - begin
     posterior = tree["posterior"]
     attrs = posterior.attrs
@@ -118,6 +136,7 @@ def run_formulation(
         "formulation": formulation,
         "sampler": sampler,
         "backend": attrs.get("backend", backend) or "pytensor default",
+        "mass_matrix": mass_matrix,
         "settings": asdict(settings),
         "min_bulk_ess": ess,
         "sampling_seconds": sampling,
@@ -130,7 +149,11 @@ def run_formulation(
 
 
 def _sample_default(
-    model: Any, reference: MixtureParameters, settings: NutsSettings, backend: str | None
+    model: Any,
+    reference: MixtureParameters,
+    settings: NutsSettings,
+    backend: str | None,
+    mass_matrix: str,
 ) -> Any:
     """models.sample_posterior with the benchmark's draws, chains and seed."""
     from models import sample_posterior
@@ -138,6 +161,7 @@ def _sample_default(
     options = {} if backend is None else {"backend": backend}
     return sample_posterior(
         model,
+        mass_matrix=mass_matrix,
         draws=settings.draws,
         tune=settings.tune,
         chains=settings.chains,
@@ -149,14 +173,28 @@ def _sample_default(
     )
 
 
+SAMPLER_OPTIONS = {
+    ("pymc", "full"): {"init": "jitter+adapt_full"},
+    ("nutpie", "low-rank"): {"nuts_sampler_kwargs": {"low_rank_modified_mass_matrix": True}},
+    ("numpyro", "full"): {"nuts_sampler_kwargs": {"dense_mass": True}},
+}
+"""pm.sample's options asking each sampler for a mass matrix other than its default."""
+
+
 def _sample_with(
-    model: Any, initvals: dict, sampler: str, settings: NutsSettings, backend: str | None
+    model: Any,
+    initvals: dict,
+    sampler: str,
+    settings: NutsSettings,
+    backend: str | None,
+    mass_matrix: str,
 ) -> Any:
     """pm.sample with one NUTS implementation, every chain starting at initvals."""
     import pymc as pm
     from pymc.pytensorf import resolve_backend_compile_kwargs
 
     compile_kwargs = resolve_backend_compile_kwargs(backend, None) if sampler == "pymc" else None
+    options = SAMPLER_OPTIONS.get((sampler, mass_matrix), {})
     with model:
         return pm.sample(
             draws=settings.draws,
@@ -169,6 +207,7 @@ def _sample_with(
             progressbar=False,
             compute_convergence_checks=False,
             compile_kwargs=compile_kwargs,
+            **options,
         )
 
 
@@ -177,6 +216,7 @@ def run_in_subprocess(
     sampler: str,
     settings: NutsSettings,
     backend: str | None = None,
+    mass_matrix: str | None = None,
     python: list[str] | None = None,
     env: dict[str, str] | None = None,
     timeout: float = 1500,
@@ -185,27 +225,24 @@ def run_in_subprocess(
     command = [*(python or [sys.executable]), "-m", "benchmarks.nuts", formulation, sampler]
     command += [f"--{key.replace('_', '-')}={value}" for key, value in asdict(settings).items()]
     command += [] if backend is None else [f"--backend={backend}"]
+    command += [] if mass_matrix is None else [f"--mass-matrix={mass_matrix}"]
+    failed = {
+        "formulation": formulation,
+        "sampler": sampler,
+        "backend": backend,
+        "mass_matrix": mass_matrix,
+    }
     environment = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
     try:
         done = subprocess.run(
             command, capture_output=True, text=True, env=environment, timeout=timeout, check=False
         )
     except subprocess.TimeoutExpired:
-        return {
-            "formulation": formulation,
-            "sampler": sampler,
-            "backend": backend,
-            "error": f"timed out after {timeout:.0f} s",
-        }
+        return {**failed, "error": f"timed out after {timeout:.0f} s"}
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode != 0 or not lines:
         tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        return {
-            "formulation": formulation,
-            "sampler": sampler,
-            "backend": backend,
-            "error": tail[:300],
-        }
+        return {**failed, "error": tail[:300]}
     return json.loads(lines[-1])
 
 
@@ -215,11 +252,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("formulation", choices=FORMULATIONS)
     parser.add_argument("sampler", choices=("default", "pymc", "nutpie", "numpyro"))
     parser.add_argument("--backend", default=None, help="PyTensor backend: c or numba")
+    parser.add_argument("--mass-matrix", default=None, help="full, diag or low-rank")
     for key, value in asdict(NutsSettings()).items():
         parser.add_argument(f"--{key.replace('_', '-')}", type=type(value), default=value)
     args = vars(parser.parse_args(argv))
     settings = NutsSettings(**{key: args[key] for key in asdict(NutsSettings())})
-    row = run_formulation(args["formulation"], args["sampler"], settings, args["backend"])
+    row = run_formulation(
+        args["formulation"], args["sampler"], settings, args["backend"], args["mass_matrix"]
+    )
     print(json.dumps(row))
     return 0
 

@@ -97,18 +97,22 @@ def nuts_section(rows: list[dict[str, Any]], notes: list[str]) -> list[str]:
         "",
         "min bulk ESS over every scalar of weights, means and covariances; sampling = tuning + "
         "draws (the sampler's own clock); total = building the model + sampling call, compile "
-        "included, in a fresh process. Ratio column: ESS per sampling second relative to the "
-        "tutorial formulation under PyMC's default. With several runs a row shows medians.",
+        "included, in a fresh process. Mass matrix: adapted while tuning, diagonal (diag), "
+        "dense (full) or nutpie's diagonal plus low-rank update. Ratio column: ESS per sampling "
+        "second relative to the tutorial formulation under PyMC's defaults (diagonal mass "
+        "matrix). With several runs a row shows medians.",
         "",
-        "| formulation | sampler | backend | min bulk ESS | sampling s | total s | ESS/s sampling "
-        "| ESS/s total | vs tutorial | gradient evals | divergences |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| formulation | sampler | backend | mass matrix | min bulk ESS | sampling s | total s "
+        "| ESS/s sampling | ESS/s total | vs tutorial | gradient evals | divergences |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     reference = next(
         (
             row["ess_per_sampling_second"]
             for row in rows
-            if row.get("formulation") == "tutorial" and "error" not in row
+            if (row.get("formulation"), row.get("sampler"), row.get("mass_matrix", "diag"))
+            == ("tutorial", "pymc", "diag")
+            and "error" not in row
         ),
         None,
     )
@@ -116,13 +120,13 @@ def nuts_section(rows: list[dict[str, Any]], notes: list[str]) -> list[str]:
         if "error" in row:
             lines.append(
                 f"| {row['formulation']} | {row['sampler']} | {row.get('backend') or '-'} | "
-                f"failed: {row['error']} | | | | | | | |"
+                f"{row.get('mass_matrix') or '-'} | failed: {row['error']} | | | | | | | |"
             )
             continue
         relative = row["ess_per_sampling_second"] / reference if reference else None
         lines.append(
             f"| {row['formulation']} ({row.get('repeats', 1)} runs) | {row['sampler']} | "
-            f"{row['backend']} | "
+            f"{row['backend']} | {row.get('mass_matrix', 'diag')} | "
             f"{row['min_bulk_ess']:.0f} | {row['sampling_seconds']:.1f} | "
             f"{row['total_seconds']:.1f} | {row['ess_per_sampling_second']:.2f} | "
             f"{row['ess_per_total_second']:.2f} | {_x(relative)} | "

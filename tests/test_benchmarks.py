@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from benchmarks import __main__ as command
-from benchmarks import em_speed, report, timing
+from benchmarks import em_speed, nuts, report, timing
 from benchmarks.tutorial_em import tutorial_em
 from em_reference import GaussianMixtureEM, seed7907
 
@@ -67,3 +67,42 @@ def test_a_failed_nuts_run_is_a_row_that_says_why():
 def test_the_command_refuses_an_unknown_section():
     with pytest.raises(SystemExit):
         command.main(["--only", "everything"])
+
+
+@pytest.mark.sampling
+def test_a_nuts_row_records_the_mass_matrix_it_asked_for():
+    settings = nuts.NutsSettings(draws=20, tune=20, chains=1, n_points=200)
+    row = nuts.run_formulation("ours", "default", settings, mass_matrix="diag")
+    assert row["mass_matrix"] == "diag"
+    assert row["min_bulk_ess"] > 0 and row["sampling_seconds"] > 0
+    assert row["gradient_evaluations"] >= 20
+
+
+def test_a_sampler_refuses_a_mass_matrix_it_cannot_adapt():
+    with pytest.raises(ValueError, match="pymc adapts a mass matrix in"):
+        nuts.run_formulation("tutorial", "pymc", nuts.NutsSettings(), mass_matrix="low-rank")
+
+
+def test_the_nuts_table_compares_with_the_tutorial_under_pymc_defaults():
+    def row(formulation, mass_matrix, ess_per_second):
+        return {
+            "formulation": formulation,
+            "sampler": "pymc",
+            "backend": "numba",
+            "mass_matrix": mass_matrix,
+            "min_bulk_ess": 100.0,
+            "sampling_seconds": 1.0,
+            "total_seconds": 2.0,
+            "ess_per_sampling_second": ess_per_second,
+            "ess_per_total_second": 50.0,
+            "gradient_evaluations": 10,
+            "divergences": 0,
+        }
+
+    rows = [
+        row("tutorial", "full", 300.0),
+        row("tutorial", "diag", 100.0),
+        row("ours", "full", 250),
+    ]
+    lines = report.nuts_section(rows, [])
+    assert any(line.startswith("| ours") and "| x2.50 |" in line for line in lines)
