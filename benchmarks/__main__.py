@@ -8,6 +8,7 @@ check that the machinery works; its numbers are not the committed results.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import shutil
@@ -104,7 +105,11 @@ def median_row(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def run_nuts(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[str]]:
-    """The NUTS table: our runs, the tutorial's, and other samplers if they install."""
+    """The NUTS table: our runs, the tutorial's, and other samplers if they install.
+
+    Repeat r of every row uses seed 7907 + r, so the medians cover the spread of ESS across
+    seeds as well as the timing noise.
+    """
     settings = nuts_settings(args)
     configurations = [(*run, None) for run in NUTS_RUNS]
     notes = []
@@ -124,8 +129,9 @@ def run_nuts(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[str]]
         for repeat in range(args.nuts_repeats):
             label = f"{formulation} / {sampler} / {backend} / {mass_matrix}"
             print(f"NUTS: {label} #{repeat + 1}", flush=True)
+            seeded = dataclasses.replace(settings, seed=settings.seed + repeat)
             runs.append(
-                nuts.run_in_subprocess(formulation, sampler, settings, backend, mass_matrix, python)
+                nuts.run_in_subprocess(formulation, sampler, seeded, backend, mass_matrix, python)
             )
             print(f"  {runs[-1]}", flush=True)
         rows.append(median_row(runs))
