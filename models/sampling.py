@@ -15,22 +15,8 @@ from xarray import DataTree
 
 from em_reference import GaussianMixtureEM, MixtureParameters
 from models.labels import relabel_posterior
-from models.mixture import as_parameters, check_compatible, observed_data, parameter_point
-
-MASS_MATRICES = {"full": "jitter+adapt_full", "diag": "jitter+adapt_diag"}
-"""NUTS start for each mass matrix: the reference point plus U(-1, 1) jitter in the unconstrained
-space, per chain; then a dense ("full") or diagonal ("diag") mass matrix adapted while tuning."""
-
-FULL_MASS_MATRIX_MAX_SIZE = 200
-"""Most free parameters for which the default mass matrix is dense (K=3, D=2 has 17).
-
-Measured on seed-7907 (2 chains x 1000 draws after 1000 tuning steps, 2 runs each): the dense
-mass matrix gives min bulk ESS 2890-3112 against 1158-1255 for the diagonal one, in 1.9 s of
-sampling against 2.3 s (ESS per second x2.9); weights, means and the Cholesky factors of the
-covariances are correlated a posteriori, which a diagonal matrix cannot undo. PyMC refactors the
-dense matrix at every tuning step, cubic in the number of parameters, so beyond this size the
-default falls back to the diagonal one.
-"""
+from models.mixture import as_parameters, check_compatible, observed_data
+from models.nuts_setup import choose_mass_matrix, nuts_step
 
 BACKEND: str | None = None
 """PyTensor backend for NUTS; None is PyTensor's default, Numba.
@@ -59,6 +45,7 @@ def sample_posterior(
     target_accept: float = 0.8,
     backend: str | None = BACKEND,
     mass_matrix: str | None = None,
+    predictions: bool = True,
 ) -> DataTree:
     """Sample the model with NUTS; the DataTree of draws, log-likelihoods and predictions.
 
@@ -66,9 +53,11 @@ def sample_posterior(
     component order), sample_stats, observed_data, log_likelihood (pointwise, for LOO) and
     posterior_predictive. `reference` (a fitted GaussianMixtureEM, MixtureParameters or mapping)
     fixes the labelling; without one, EM is fitted with k-means++ restarts seeded by random_seed.
-    Every chain starts at the reference plus PyMC's U(-1, 1) jitter in the unconstrained space.
+    Every chain starts near the reference, at a draw from the Laplace approximation there (see
+    `models.nuts_setup`).
 
-    The posterior attrs record `compile_seconds` (building NUTS: the logp and gradient compile),
+    The posterior attrs record `compile_seconds` (building NUTS: the logp and gradient compile
+    and the starts),
     `sampling_seconds` (PyMC's time for the tuning and drawing loop), `relabelled_draws` (draws
     that had to be permuted to the reference labelling; 0 means no label switching),
     `random_seed` and `backend`. The same random_seed gives the same draws, whatever `cores`.
@@ -76,7 +65,9 @@ def sample_posterior(
     a 2-core machine samples the chains one after another: 6.1 s against 4.9 s on seed-7907);
     `backend` ("numba", "c", ...) is PyTensor's default, Numba, when None (see `BACKEND`).
     `mass_matrix` "full" or "diag" chooses the adapted NUTS mass matrix; None means "full" up to
-    `FULL_MASS_MATRIX_MAX_SIZE` free parameters, "diag" beyond (recorded as `mass_matrix`).
+    `models.nuts_setup.DENSE_MAX_SIZE` free parameters, "diag" beyond (recorded as `mass_matrix`).
+    `predictions=False` leaves out the log_likelihood and posterior_predictive groups (about 2 s
+    on seed-7907; the report needs them).
     """
     draws = _check_int("draws", draws, 1)
     tune = _check_int("tune", tune, 0)
@@ -86,24 +77,14 @@ def sample_posterior(
     mass_matrix = choose_mass_matrix(model, mass_matrix)
     parameters = reference_parameters(model, reference, random_seed)
     compile_kwargs = resolve_backend_compile_kwargs(backend, None)
-    # One seed per chain for the jittered start, drawn as pm.sample draws its own.
+    # One seed per chain for its start, drawn as pm.sample draws its own.
     chain_rngs = np.random.default_rng(random_seed).spawn(chains)
     chain_seeds = [int(rng.integers(2**30)) for rng in chain_rngs]
 
     started = time.perf_counter()
-    with warnings.catch_warnings():
-        # PyMC flags its dense adaptation as experimental; the tests check its draws converge.
-        warnings.filterwarnings("ignore", "QuadPotentialFullAdapt is an experimental feature")
-        starts, step = pm.init_nuts(
-            init=MASS_MATRICES[mass_matrix],
-            chains=chains,
-            model=model,
-            random_seed=chain_seeds,
-            initvals=parameter_point(parameters),
-            progressbar=False,
-            compile_kwargs=compile_kwargs,
-            target_accept=target_accept,
-        )
+    starts, step = nuts_step(
+        model, parameters, chain_seeds, mass_matrix, compile_kwargs, target_accept
+    )
     compile_seconds = time.perf_counter() - started
 
     idata = pm.sample(
@@ -129,20 +110,9 @@ def sample_posterior(
         mass_matrix=mass_matrix,
     )
     idata["posterior"] = posterior
+    if not predictions:
+        return idata
     return _add_predictions(idata, model, random_seed, progressbar, compile_kwargs)
-
-
-def choose_mass_matrix(model: pm.Model, mass_matrix: str | None) -> str:
-    """The mass matrix to adapt: mass_matrix itself, or the default for the model's size."""
-    if mass_matrix is None:
-        shapes = model.eval_rv_shapes()
-        size = sum(int(np.prod(shapes[value.name])) for value in model.value_vars)
-        return "full" if size <= FULL_MASS_MATRIX_MAX_SIZE else "diag"
-    if mass_matrix not in MASS_MATRICES:
-        raise ValueError(
-            f"mass_matrix must be one of {sorted(MASS_MATRICES)} or None, got {mass_matrix!r}"
-        )
-    return mass_matrix
 
 
 def reference_parameters(model: pm.Model, reference: Any, random_seed: int) -> MixtureParameters:

@@ -26,7 +26,6 @@ from models import (
     save_posterior,
 )
 from models.mixture import mixture_random
-from models.sampling import choose_mass_matrix
 
 COMPARED = ("weights", "means", "covariances")
 
@@ -259,14 +258,6 @@ def test_bad_mass_matrix_is_a_value_error(seed_model, seed_em):
         sample_posterior(seed_model, reference=seed_em, mass_matrix="dense")
 
 
-def test_default_mass_matrix_is_dense_for_small_models_and_diagonal_for_large(seed_model):
-    assert choose_mass_matrix(seed_model, None) == "full"  # 17 free parameters
-    X = np.random.default_rng(0).normal(size=(50, 16))
-    large = build_model(X, n_components=8)  # 7 + 128 + 128 + 8 * 120 = 1223 free parameters
-    assert choose_mass_matrix(large, None) == "diag"
-    assert choose_mass_matrix(large, "full") == "full"
-
-
 # ---------------------------------------------------------------------------------------------
 # Pieces: predictive draws, relabelling, diagnostics, membership
 
@@ -447,13 +438,21 @@ def test_no_label_switching_no_divergences_and_converged(seed_posterior):
 
 
 @pytest.mark.sampling
-def test_diagonal_mass_matrix_is_still_available(seed_data, seed_em):
+def test_diagonal_mass_matrix_and_no_predictions_on_request(seed_data, seed_em):
     model = build_model(seed_data[0], n_components=3)
     idata = sample_posterior(
-        model, draws=50, tune=50, chains=1, reference=seed_em, progressbar=False, mass_matrix="diag"
+        model,
+        draws=50,
+        tune=50,
+        chains=1,
+        reference=seed_em,
+        progressbar=False,
+        mass_matrix="diag",
+        predictions=False,
     )
     assert idata.posterior.attrs["mass_matrix"] == "diag"
     assert idata.posterior["means"].shape == (1, 50, 3, 2)
+    assert set(idata.children) == {"posterior", "sample_stats", "observed_data"}
     assert np.all(np.isfinite(idata.posterior["covariances"].values))
 
 
