@@ -169,6 +169,7 @@ def _sample_default(
         reference=reference,
         progressbar=False,
         cores=settings.chains,
+        predictions=False,  # like pm.sample in the other rows: draws and sample stats only
         **options,
     )
 
