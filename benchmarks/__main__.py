@@ -107,8 +107,8 @@ def median_row(runs: list[dict[str, Any]]) -> dict[str, Any]:
 def run_nuts(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[str]]:
     """The NUTS table: our runs, the tutorial's, and other samplers if they install.
 
-    Repeat r of every row uses seed 7907 + r, so the medians cover the spread of ESS across
-    seeds as well as the timing noise.
+    Round r runs every row once, with seed 7907 + r, so the medians cover the spread of ESS
+    across seeds as well as the timing noise, and a slow spell of the machine hits all rows.
     """
     settings = nuts_settings(args)
     configurations = [(*run, None) for run in NUTS_RUNS]
@@ -123,18 +123,18 @@ def run_nuts(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[str]]
             f"`{sampler}` ran in a throwaway overlay environment (`uv run --with {package}`); "
             "the project's environment does not install it."
         )
-    rows = []
-    for formulation, sampler, backend, mass_matrix, python in configurations:
-        runs = []
-        for repeat in range(args.nuts_repeats):
-            label = f"{formulation} / {sampler} / {backend} / {mass_matrix}"
-            print(f"NUTS: {label} #{repeat + 1}", flush=True)
-            seeded = dataclasses.replace(settings, seed=settings.seed + repeat)
-            runs.append(
+    runs: list[list[dict[str, Any]]] = [[] for _ in configurations]
+    for repeat in range(args.nuts_repeats):  # round by round, so drift hits every row alike
+        seeded = dataclasses.replace(settings, seed=settings.seed + repeat)
+        for row_runs, (formulation, sampler, backend, mass_matrix, python) in zip(
+            runs, configurations, strict=True
+        ):
+            print(f"NUTS #{repeat + 1}: {formulation} / {sampler} / {mass_matrix}", flush=True)
+            row_runs.append(
                 nuts.run_in_subprocess(formulation, sampler, seeded, backend, mass_matrix, python)
             )
-            print(f"  {runs[-1]}", flush=True)
-        rows.append(median_row(runs))
+            print(f"  {row_runs[-1]}", flush=True)
+    rows = [median_row(row_runs) for row_runs in runs]
     return rows, notes
 
 
