@@ -10,6 +10,7 @@ import re
 import numpy as np
 import pytest
 
+from analysis import figures
 from analysis.compare import (
     Settings,
     compare,
@@ -177,3 +178,40 @@ def test_unlabelled_data_say_labels_are_unknown(seed_results, tmp_path):
     summary = (tmp_path / "summary.md").read_text()
     assert "True labels are unknown for this dataset" in summary
     assert "Confusion matrix" not in summary
+
+
+def _comparison_of(results):
+    probabilities = membership_probabilities(results.idata)
+    return probabilities, compare(
+        results.dataset, results.fits, results.idata, results.settings, probabilities
+    )
+
+
+@pytest.mark.parametrize("failing", ["rank", "trace"])  # one drawn by the child, one here
+def test_a_figure_that_fails_is_an_error_that_names_it(
+    seed_results, tmp_path, monkeypatch, failing
+):
+    assert ("rank" in figures.CHILD_FIGURES, "trace" in figures.CHILD_FIGURES) == (True, False)
+
+    def broken(*args, **kwargs):
+        raise ValueError(f"{failing} cannot be drawn")
+
+    monkeypatch.setattr(figures, f"plot_{failing}", broken)
+    probabilities, comparison = _comparison_of(seed_results)
+    r = seed_results
+    with pytest.raises((RuntimeError, ValueError), match=f"{failing} cannot be drawn") as caught:
+        figures.draw_all(r.dataset, r.fits, r.idata, probabilities, comparison, tmp_path)
+    if failing in figures.CHILD_FIGURES:
+        assert "rank" in str(caught.value) and caught.type is RuntimeError
+
+
+def test_figures_drawn_in_one_process_are_the_same_files(seed_results, tmp_path, monkeypatch):
+    probabilities, comparison = _comparison_of(seed_results)
+    r = seed_results
+    forked = figures.draw_all(r.dataset, r.fits, r.idata, probabilities, comparison, tmp_path / "a")
+    monkeypatch.setattr(figures, "_can_fork", lambda: False)
+    alone = figures.draw_all(r.dataset, r.fits, r.idata, probabilities, comparison, tmp_path / "b")
+    assert list(forked) == list(alone) == list(figures.FIGURES)
+    for name in figures.FIGURES:
+        assert forked[name].stat().st_size > 10_000
+        assert alone[name].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
