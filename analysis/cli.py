@@ -249,6 +249,8 @@ def say(args: argparse.Namespace, *lines: str) -> None:
 def quiet_libraries(args: argparse.Namespace) -> None:
     """With --quiet or --json, keep PyMC's and PyTensor's informational logging off."""
     if args.quiet or args.json:
+        import pymc  # noqa: F401  (importing PyMC sets its logger to INFO: set levels after it)
+
         for name in ("pymc", "pytensor"):
             logging.getLogger(name).setLevel(logging.ERROR)
 

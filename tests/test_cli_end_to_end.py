@@ -105,6 +105,8 @@ def test_a_3d_csv_with_two_components_runs_end_to_end(tmp_path, run_gmm_compare)
         "--json",
     )
     assert result.returncode == 0, result.stderr
+    for info in ("Multiprocess sampling", "NUTS: [", "Sampling: ["):  # PyMC's INFO log lines
+        assert info not in result.stderr
     printed = json.loads(result.stdout)
     assert printed["report"] == str(out)
     assert {p.name for p in out.iterdir()} == REPORT_FILES
