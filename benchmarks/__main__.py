@@ -96,6 +96,7 @@ def median_row(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "ess_per_sampling_second",
         "ess_per_total_second",
         "gradient_evaluations",
+        "gradient_seconds",
     ):
         row[key] = statistics.median(run[key] or 0.0 for run in good)
     row["divergences"] = max(run["divergences"] or 0.0 for run in good)
