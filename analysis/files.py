@@ -65,11 +65,15 @@ def _umask() -> int:
     return mask
 
 
+def usual_mode(is_folder: bool) -> int:
+    """The permissions a new folder or file gets from open() and mkdir(), after the umask."""
+    return (0o777 if is_folder else 0o666) & ~_umask()
+
+
 def open_permissions(folder: Path) -> None:
     """Give the folder and its files the usual permissions (temporary files are private)."""
-    mask = _umask()
     for path in [folder, *folder.rglob("*")]:
-        path.chmod((0o777 if path.is_dir() else 0o666) & ~mask)
+        path.chmod(usual_mode(path.is_dir()))
 
 
 def publish(staging: Path, target: Path) -> None:
@@ -114,6 +118,7 @@ def write_text_atomic(path: Path, text: str) -> None:
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as out:
             out.write(text)
+        os.chmod(name, usual_mode(False))  # mkstemp makes the file private
         os.replace(name, path)
     except BaseException:
         Path(name).unlink(missing_ok=True)

@@ -68,6 +68,7 @@ def test_write_text_atomic(tmp_path):
     write_text_atomic(path, "a\n")
     write_text_atomic(path, "b\n")
     assert path.read_text() == "b\n"
+    assert path.stat().st_mode & 0o777 == 0o666 & ~_current_umask()  # not mkstemp's 0o600
     assert [p.name for p in path.parent.iterdir()] == ["data.csv"]
     with pytest.raises(ValueError, match="is a folder"):
         write_text_atomic(tmp_path, "x")
