@@ -7,21 +7,16 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from analysis.files import write_text_atomic
+
 GOAL_TIME = 0.5
 GOAL_MEMORY = 0.5
 
 
-def write_atomically(path: Path, text: str) -> Path:
-    """Write text to a temporary file beside path, then rename it into place."""
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(text)
-    temporary.replace(path)
-    return path
-
-
 def write_json(results: dict[str, Any], path: Path) -> Path:
     """results.json: every number the run measured, with the machine description."""
-    return write_atomically(path, json.dumps(results, indent=2, default=float) + "\n")
+    write_text_atomic(path, json.dumps(results, indent=2, default=float) + "\n")
+    return path
 
 
 def _ms(seconds: float | None) -> str:
@@ -199,7 +194,7 @@ def scaling_section(rows: list[dict[str, Any]], plot_name: str | None) -> list[s
             nuts_cells = (
                 f"{settings['draws']}+{settings['tune']} x {settings['chains']} | "
                 f"{run['sampling_seconds']:.1f} | "
-                f"{run.get('gradient_seconds', 0) * 1e3:.3g} ms | "
+                f"{_ms(run.get('gradient_seconds'))} | "
                 f"{run['ess_per_sampling_second']:.2f}"
             )
         else:
@@ -232,4 +227,5 @@ def write_markdown(results: dict[str, Any], path: Path) -> Path:
     notes = results.get("notes", [])
     if notes:
         lines += ["## Notes", "", *[f"- {note}" for note in notes], ""]
-    return write_atomically(path, "\n".join(lines))
+    write_text_atomic(path, "\n".join(lines))
+    return path
