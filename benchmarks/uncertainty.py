@@ -12,7 +12,8 @@ from typing import Any
 import numpy as np
 
 from benchmarks.timing import interleaved
-from em_reference import GaussianMixtureEM, seed7907, uncertainty
+from em_reference import BootstrapResult, GaussianMixtureEM, seed7907
+from em_reference.bootstrap import BOOTSTRAP_METHODS
 
 JOBS = (1, 2)
 GOAL_SECONDS = 10.0
@@ -27,12 +28,12 @@ def seed_fit() -> tuple[np.ndarray, GaussianMixtureEM]:
 
 def timing_rows(
     X: np.ndarray, fit: GaussianMixtureEM, n_boot: int, rounds: int
-) -> tuple[list[dict[str, Any]], dict[str, uncertainty.BootstrapResult]]:
+) -> tuple[list[dict[str, Any]], dict[str, BootstrapResult]]:
     """Median wall seconds and counts of `fit.bootstrap` per method and n_jobs, and the results.
 
     A method's result is the same for every n_jobs (one seed per replicate); the first is kept.
     """
-    results: dict[tuple[str, int], uncertainty.BootstrapResult] = {}
+    results: dict[tuple[str, int], BootstrapResult] = {}
 
     def timed(method: str, jobs: int):
         def call() -> None:
@@ -42,7 +43,7 @@ def timing_rows(
 
         return call
 
-    keys = [(method, jobs) for method in uncertainty.BOOTSTRAP_METHODS for jobs in JOBS]
+    keys = [(method, jobs) for method in BOOTSTRAP_METHODS for jobs in JOBS]
     timings = interleaved({f"{m}/{j}": timed(m, j) for m, j in keys}, rounds)
     rows = []
     for method, jobs in keys:
@@ -60,11 +61,11 @@ def timing_rows(
                 "n_unconverged": result.n_unconverged,
             }
         )
-    return rows, {method: results[method, JOBS[0]] for method in uncertainty.BOOTSTRAP_METHODS}
+    return rows, {method: results[method, JOBS[0]] for method in BOOTSTRAP_METHODS}
 
 
 def standard_error_rows(
-    X: np.ndarray, fit: GaussianMixtureEM, bootstraps: dict[str, uncertainty.BootstrapResult]
+    X: np.ndarray, fit: GaussianMixtureEM, bootstraps: dict[str, BootstrapResult]
 ) -> list[dict[str, Any]]:
     """One row per distinct parameter: estimate, information SEs and the bootstrap SEs."""
     columns = {

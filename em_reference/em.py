@@ -539,7 +539,7 @@ class GaussianMixtureEM:
         random_state: Any = 0,
         n_jobs: int = 1,
     ) -> Any:
-        """Bootstrap replicates of the fit on its data X (see `uncertainty.bootstrap`)."""
-        from em_reference import uncertainty
+        """Bootstrap replicates of the fit on its data X (see `em_reference.bootstrap`)."""
+        from em_reference.bootstrap import bootstrap
 
-        return uncertainty.bootstrap(self, X, n_boot, method, random_state, n_jobs)
+        return bootstrap(self, X, n_boot, method, random_state, n_jobs)

@@ -20,6 +20,7 @@ from em_reference import (
     MixtureArrays,
     MixtureParameters,
     NotFittedError,
+    bootstrap,
     seed7907,
     uncertainty,
 )
@@ -254,8 +255,8 @@ def test_the_assignment_is_optimal_among_all_permutations():
         cost = rng.random((size, size))
         if trial % 3 == 0:
             cost = np.round(cost * 3)  # ties
-        order = uncertainty.assignment(cost)
-        best = uncertainty.brute_force_assignment(cost)
+        order = bootstrap.assignment(cost)
+        best = bootstrap.brute_force_assignment(cost)
         assert sorted(order.tolist()) == list(range(size))
         assert cost[range(size), order].sum() == pytest.approx(cost[range(size), best].sum())
 
@@ -263,7 +264,7 @@ def test_the_assignment_is_optimal_among_all_permutations():
 def test_a_permuted_replicate_is_matched_back(seed_fit):
     params = seed_fit.parameters_
     permuted = params.means[[2, 0, 1]] + 0.05
-    order = uncertainty.assignment(uncertainty.matching_costs(permuted, params))
+    order = bootstrap.assignment(bootstrap.matching_costs(permuted, params))
     assert order.tolist() == [1, 2, 0]
 
 
@@ -271,7 +272,7 @@ def test_weighted_em_with_counts_is_em_on_the_repeated_points(seed_data):
     X, _ = seed_data
     counts = np.random.default_rng(2).integers(0, 3, size=X.shape[0])
     start = (seed7907.INITIAL.weights, seed7907.INITIAL.means, seed7907.INITIAL.covariances)
-    weighted = uncertainty.weighted_em(X, counts.astype(float), start, 100, 1e-8, 1e-6)
+    weighted = bootstrap.weighted_em(X, counts.astype(float), start, 100, 1e-8, 1e-6)
     repeated = run_em(np.repeat(X, counts, axis=0), start, 100, 1e-8, 1e-6)
     assert weighted.n_iter == repeated.n_iter
     assert weighted.log_likelihood == pytest.approx(repeated.log_likelihood, rel=1e-12)
@@ -279,7 +280,7 @@ def test_weighted_em_with_counts_is_em_on_the_repeated_points(seed_data):
     np.testing.assert_allclose(weighted.means, repeated.means, atol=1e-10)
 
 
-@pytest.mark.parametrize("method", uncertainty.BOOTSTRAP_METHODS)
+@pytest.mark.parametrize("method", bootstrap.BOOTSTRAP_METHODS)
 def test_the_bootstrap_does_not_depend_on_the_number_of_processes(method, seed_data, seed_fit):
     X, _ = seed_data
     serial = seed_fit.bootstrap(X, 12, method=method, random_state=4, n_jobs=1)
@@ -331,7 +332,7 @@ def assert_close_ratios(
         assert np.all(np.abs(ratio - 1) < tolerance), f"{name}: ratios {np.round(ratio, 3)}"
 
 
-@pytest.mark.parametrize("method", uncertainty.BOOTSTRAP_METHODS)
+@pytest.mark.parametrize("method", bootstrap.BOOTSTRAP_METHODS)
 def test_bootstrap_and_information_agree_on_seed7907(method, seed_data, seed_fit):
     X, _ = seed_data
     information = seed_fit.standard_errors(X)
@@ -342,7 +343,7 @@ def test_bootstrap_and_information_agree_on_seed7907(method, seed_data, seed_fit
     )
 
 
-@pytest.mark.parametrize("method", uncertainty.BOOTSTRAP_METHODS)
+@pytest.mark.parametrize("method", bootstrap.BOOTSTRAP_METHODS)
 def test_bootstrap_and_information_agree_on_seed1000(method, seed1000_fit):
     X, fit = seed1000_fit
     information = fit.standard_errors(X)
