@@ -20,6 +20,7 @@ import numpy as np
 
 from em_reference.em import (
     EMRun,
+    ResponsibilitySums,
     check_data,
     expectation_step,
     parameters_from_sums,
@@ -49,7 +50,7 @@ def weighted_expectation(
     weights: np.ndarray,
     means: np.ndarray,
     precisions_chol: np.ndarray,
-) -> tuple[float, Any]:
+) -> tuple[float, ResponsibilitySums]:
     """sum_i v_i log p(x_i) and the M-step's sums with responsibilities v_i r_ik, about the means.
 
     With point weights v (n,) the weighted likelihood's M-step is the usual one with every r_ik
