@@ -526,10 +526,15 @@ class GaussianMixtureEM:
         return uncertainty.standard_errors(X, self.parameters_, information)
 
     def wald_intervals(self, X: Any, prob: float | None = None) -> Any:
-        """Wald intervals of every parameter (see `uncertainty.wald_intervals`)."""
+        """Wald intervals of every parameter, of probability `prob` (default INTERVAL_PROB).
+
+        See `uncertainty.wald_intervals` for how each is formed.
+        """
         from em_reference import uncertainty
 
-        return uncertainty.wald_intervals(X, self.parameters_, prob or uncertainty.INTERVAL_PROB)
+        if prob is None:
+            prob = uncertainty.INTERVAL_PROB
+        return uncertainty.wald_intervals(X, self.parameters_, prob)
 
     def bootstrap(
         self,
