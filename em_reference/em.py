@@ -513,7 +513,7 @@ class GaussianMixtureEM:
         X = self.means_[labels] + np.einsum("nij,nj->ni", lower[labels], normals)
         return X, labels
 
-    # -- uncertainty (em_reference.uncertainty) ---------------------------------------------
+    # -- uncertainty (em_reference.uncertainty, em_reference.bootstrap) ----------------------
 
     def standard_errors(self, X: Any, information: str = "observed") -> Any:
         """Delta-method standard errors of the fit on its data X (n, D), like `parameters_`.
