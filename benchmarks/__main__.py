@@ -1,7 +1,8 @@
 """`python -m benchmarks`: run the benchmarks and write results.md, results.json (and the plot).
 
 Sections: em (EM vs scikit-learn), nuts (ESS per second per formulation and sampler), e2e
-(`gmm-compare` cold and warm), scaling (cost against n). `--quick` shrinks every size for a
+(`gmm-compare` cold and warm), scaling (cost against n), bootstrap (EM's bootstrap time and
+standard errors on seed-7907). `--quick` shrinks every size for a
 check that the machinery works; its numbers are not the committed results.
 """
 
@@ -19,9 +20,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from benchmarks import em_speed, end_to_end, machine, nuts, report, scaling
+from benchmarks import em_speed, end_to_end, machine, nuts, report, scaling, uncertainty
 
-SECTIONS = ("em", "nuts", "e2e", "scaling")
+SECTIONS = ("em", "nuts", "e2e", "scaling", "bootstrap")
 HERE = Path(__file__).resolve().parent
 # Other NUTS implementations run in a throwaway overlay environment (uv run --with), so that
 # installing them never changes the project's environment (with nutpie installed, pm.sample's
@@ -155,6 +156,7 @@ SECTION_KEYS = {
     "nuts": ("nuts", "nuts_notes"),
     "e2e": ("end_to_end",),
     "scaling": ("scaling", "scaling_plot"),
+    "bootstrap": ("bootstrap",),
 }
 
 
@@ -210,6 +212,10 @@ def main(argv: list[str] | None = None) -> int:
         save(results, args.out, started)
     if "scaling" in sections:
         results["scaling"], results["scaling_plot"] = run_scaling(args, args.out)
+        save(results, args.out, started)
+    if "bootstrap" in sections:
+        print("bootstrap: seed-7907, n_jobs 1 and 2", flush=True)
+        results["bootstrap"] = uncertainty.run(*((50, 1) if args.quick else (999, 3)))
         save(results, args.out, started)
     if "e2e" in sections:
         print("end to end: gmm-compare cold, then warm", flush=True)

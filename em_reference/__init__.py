@@ -1,18 +1,26 @@
-"""From-scratch EM for Gaussian mixtures (NumPy only) and the seed program's exact data."""
+"""From-scratch EM for Gaussian mixtures (NumPy only), its uncertainty, the seed's exact data."""
 
-from em_reference import seed7907
+from em_reference import bootstrap, seed7907, uncertainty
+from em_reference.bootstrap import BootstrapResult
 from em_reference.em import GaussianMixtureEM, NotFittedError, check_data
 from em_reference.generator import sample_mixture
 from em_reference.likelihood import mixture_log_density, precisions_cholesky
 from em_reference.parameters import MixtureParameters
+from em_reference.uncertainty import INTERVAL_PROB, MixtureArrays, ParameterIntervals
 
 __all__ = [
+    "INTERVAL_PROB",
+    "BootstrapResult",
     "GaussianMixtureEM",
+    "MixtureArrays",
     "MixtureParameters",
     "NotFittedError",
+    "ParameterIntervals",
+    "bootstrap",
     "check_data",
     "mixture_log_density",
     "precisions_cholesky",
     "sample_mixture",
     "seed7907",
+    "uncertainty",
 ]

@@ -512,3 +512,39 @@ class GaussianMixtureEM:
         normals = rng.standard_normal((n_samples, self.n_features_in_))
         X = self.means_[labels] + np.einsum("nij,nj->ni", lower[labels], normals)
         return X, labels
+
+    # -- uncertainty (em_reference.uncertainty, em_reference.bootstrap) ----------------------
+
+    def standard_errors(self, X: Any, information: str = "observed") -> Any:
+        """Delta-method standard errors of the fit on its data X (n, D), like `parameters_`.
+
+        A value with weights (K,), means (K, D), covariances (K, D, D), from the "observed"
+        (minus the Hessian) or "empirical" (score outer products) information.
+        """
+        from em_reference import uncertainty  # imports this module
+
+        return uncertainty.standard_errors(X, self.parameters_, information)
+
+    def wald_intervals(self, X: Any, prob: float | None = None) -> Any:
+        """Wald intervals of every parameter, of probability `prob` (default INTERVAL_PROB).
+
+        See `uncertainty.wald_intervals` for how each is formed.
+        """
+        from em_reference import uncertainty
+
+        if prob is None:
+            prob = uncertainty.INTERVAL_PROB
+        return uncertainty.wald_intervals(X, self.parameters_, prob)
+
+    def bootstrap(
+        self,
+        X: Any,
+        n_boot: int = 999,
+        method: str = "nonparametric",
+        random_state: Any = 0,
+        n_jobs: int = 1,
+    ) -> Any:
+        """Bootstrap replicates of the fit on its data X (see `em_reference.bootstrap`)."""
+        from em_reference.bootstrap import bootstrap
+
+        return bootstrap(self, X, n_boot, method, random_state, n_jobs)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from benchmarks import __main__ as command
-from benchmarks import em_speed, nuts, report, timing
+from benchmarks import em_speed, nuts, report, timing, uncertainty
 from benchmarks.tutorial_em import tutorial_em
 from em_reference import GaussianMixtureEM, seed7907
 
@@ -107,3 +107,14 @@ def test_the_nuts_table_compares_with_the_tutorial_under_pymc_defaults():
     ]
     lines = report.nuts_section(rows, [])
     assert any(line.startswith("| ours") and "| x2.50 |" in line for line in lines)
+
+
+def test_the_bootstrap_section_times_every_method_and_tabulates_every_parameter(tmp_path):
+    result = uncertainty.run(n_boot=6, rounds=1)
+    keys = {(row["method"], row["n_jobs"]) for row in result["timings"]}
+    assert keys == {(m, j) for m in ("nonparametric", "parametric", "weighted") for j in (1, 2)}
+    labels = [row["parameter"] for row in result["standard_errors"]]
+    assert len(labels) == 3 * (1 + 2 + 3)  # a weight, 2 means, 3 distinct covariance entries
+    assert all(row["observed"] > 0 and row["weighted"] > 0 for row in result["standard_errors"])
+    markdown = "\n".join(report.bootstrap_section(result))
+    assert "| covariances[2][1, 0] |" in markdown
