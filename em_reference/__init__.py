@@ -2,7 +2,13 @@
 
 from em_reference import bootstrap, seed7907, uncertainty
 from em_reference.bootstrap import BootstrapResult
-from em_reference.em import GaussianMixtureEM, NotFittedError, check_data
+from em_reference.em import (
+    ConvergenceWarning,
+    DegenerateFitError,
+    GaussianMixtureEM,
+    NotFittedError,
+    check_data,
+)
 from em_reference.generator import sample_mixture
 from em_reference.likelihood import mixture_log_density, precisions_cholesky
 from em_reference.parameters import MixtureParameters
@@ -11,6 +17,8 @@ from em_reference.uncertainty import INTERVAL_PROB, MixtureArrays, ParameterInte
 __all__ = [
     "INTERVAL_PROB",
     "BootstrapResult",
+    "ConvergenceWarning",
+    "DegenerateFitError",
     "GaussianMixtureEM",
     "MixtureArrays",
     "MixtureParameters",

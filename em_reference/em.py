@@ -8,11 +8,17 @@ The estimator follows the seed program step by step and exposes the scikit-learn
    Sigma_k = sum_i r_ik (x_i - mu_k)(x_i - mu_k)^T / N_k around the *new* mean, plus reg_covar I.
 3. Stop after the iteration whose total log-likelihood improved on the previous one by less
    than `tol` (absolute, summed over points), or after `max_iter` iterations; either way the
-   newest parameters are kept and `converged_` says which rule stopped the run.
+   newest parameters are kept and `converged_` says which rule stopped the run (the second
+   with a `ConvergenceWarning`).
+
+A run stops at the first log-likelihood that is not finite, or covariance that is not positive
+definite, with a `DegenerateFitError` naming the cause; among several starts, such runs are
+skipped and counted, and the fit fails only when every start fails.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -38,6 +44,18 @@ Callback = Callable[[int, MixtureParameters, np.ndarray, float], None]
 
 class NotFittedError(ValueError, AttributeError):
     """Raised when a method needs a fitted estimator and `fit` has not been called."""
+
+
+class DegenerateFitError(ValueError):
+    """An EM run met a collapsed component or a log-likelihood that is not finite."""
+
+
+class ConvergenceWarning(UserWarning):
+    """EM stopped at max_iter before converging, or some of its starts failed."""
+
+
+# Squared distances overflow float64 beyond about 1e308: values this large cannot be fitted.
+OVERFLOW_SQUARE = float(np.sqrt(np.finfo(np.float64).max))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -310,17 +328,19 @@ def run_em(
     parameters, so every iteration reads the data once.
     """
     weights, means, covariances = initial
-    precisions_chol = precisions_cholesky(covariances)
-    log_likelihood, sums = expectation_pass(X, weights, means, precisions_chol)
+    precisions_chol = checked_precisions(covariances, 0)
+    log_likelihood, sums = quiet_expectation_pass(X, weights, means, precisions_chol)
+    check_finite(X, log_likelihood, 0, (weights, means, precisions_chol))
     history = [log_likelihood]
     converged = False
     for iteration in range(1, max_iter + 1):
         weights, means, covariances = parameters_from_sums(sums, reg_covar)
-        precisions_chol = precisions_cholesky(covariances)
+        precisions_chol = checked_precisions(covariances, iteration)
         responsibilities = None if callback is None else np.empty((X.shape[0], weights.shape[0]))
-        log_likelihood, sums = expectation_pass(
+        log_likelihood, sums = quiet_expectation_pass(
             X, weights, means, precisions_chol, responsibilities
         )
+        check_finite(X, log_likelihood, iteration, (weights, means, precisions_chol))
         history.append(log_likelihood)
         if callback is not None:
             params = MixtureParameters(weights, means, covariances)
@@ -328,9 +348,75 @@ def run_em(
         if history[-1] - history[-2] < tol:
             converged = True
             break
-    if not np.isfinite(history[-1]):
-        raise ValueError("the log-likelihood is not finite: the data or the start are degenerate")
     return EMRun(weights, means, covariances, precisions_chol, tuple(history), converged, iteration)
+
+
+def quiet_expectation_pass(
+    X: np.ndarray,
+    weights: np.ndarray,
+    means: np.ndarray,
+    precisions_chol: np.ndarray,
+    responsibilities_out: np.ndarray | None = None,
+) -> tuple[float, ResponsibilitySums]:
+    """`expectation_pass` without NumPy's overflow warnings: `check_finite` names the cause."""
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        return expectation_pass(X, weights, means, precisions_chol, responsibilities_out)
+
+
+def checked_precisions(covariances: np.ndarray, iteration: int) -> np.ndarray:
+    """Precision Cholesky factors (K, D, D); DegenerateFitError naming the collapsed components."""
+    if not np.all(np.isfinite(covariances)):
+        raise DegenerateFitError(
+            f"the covariances are not finite after iteration {iteration}: the data's values "
+            "are too large for float64 (squares overflow); rescale the data"
+        )
+    try:
+        return precisions_cholesky(covariances)
+    except ValueError:
+        bad = [k for k, c in enumerate(covariances) if not _is_positive_definite(c)]
+        raise DegenerateFitError(
+            f"the covariance of component(s) {bad} is not positive definite after iteration "
+            f"{iteration}: the component collapsed onto too few points; increase reg_covar "
+            "or use fewer components"
+        ) from None
+
+
+def _is_positive_definite(covariance: np.ndarray) -> bool:
+    """Whether one covariance (D, D) has a Cholesky factor."""
+    try:
+        np.linalg.cholesky(covariance)
+    except np.linalg.LinAlgError:
+        return False
+    return True
+
+
+def check_finite(
+    X: np.ndarray,
+    log_likelihood: float,
+    iteration: int,
+    parameters: tuple[np.ndarray, np.ndarray, np.ndarray],
+) -> None:
+    """DegenerateFitError naming the cause when the total log-likelihood is not finite.
+
+    `parameters` are the (weights, means, precision Cholesky factors) it was computed from.
+    """
+    if np.isfinite(log_likelihood):
+        return
+    when = "of the starting parameters" if iteration == 0 else f"after iteration {iteration}"
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        _, point_log_density = expectation_step(X, *parameters)
+    bad = np.flatnonzero(~np.isfinite(point_log_density))
+    largest = float(np.max(np.abs(X)))
+    cause = (
+        f"the data's values (up to {largest:.3g}) are too large: squared distances overflow "
+        "float64; rescale the data"
+        if largest >= OVERFLOW_SQUARE
+        else "the start or a component is degenerate"
+    )
+    raise DegenerateFitError(
+        f"the log-likelihood {when} is {log_likelihood}: {bad.size} point(s) (first at row "
+        f"{bad[0] if bad.size else '?'}) have no finite density under any component; {cause}"
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -365,7 +451,9 @@ class GaussianMixtureEM:
     Fitted attributes: `weights_` (K,), `means_` (K, D), `covariances_` (K, D, D),
     `precisions_cholesky_` (K, D, D), `converged_`, `n_iter_`, `log_likelihood_` (total, final),
     `log_likelihood_history_` (n_iter_ + 1 totals, the first for the starting parameters),
-    `n_features_in_`.
+    `n_failed_starts_` (starts skipped because their run was degenerate, see
+    `DegenerateFitError`; a `ConvergenceWarning` says so), `n_features_in_`.
+    A `ConvergenceWarning` also flags a kept run that stopped at max_iter.
 
     """
 
@@ -403,9 +491,33 @@ class GaussianMixtureEM:
         if X.shape[0] < n_components:
             raise ValueError(f"X has {X.shape[0]} points, fewer than n_components={n_components}")
         starts = self._starting_points(X, n_components, n_init, reg_covar)
-        runs = [run_em(X, start, max_iter, tol, reg_covar, self.callback) for start in starts]
+        runs, failures = [], []
+        for start in starts:
+            try:
+                runs.append(run_em(X, start, max_iter, tol, reg_covar, self.callback))
+            except DegenerateFitError as error:
+                failures.append(error)
+        if not runs:
+            which = "the start" if len(starts) == 1 else f"all {len(starts)} starts"
+            raise DegenerateFitError(f"EM failed from {which}: {failures[0]}")
+        if failures:
+            warnings.warn(
+                f"{len(failures)} of {len(starts)} EM starts failed and were skipped "
+                f"(the first: {failures[0]})",
+                ConvergenceWarning,
+                stacklevel=2,
+            )
         best = max(runs, key=lambda run: run.log_likelihood)
+        if not best.converged:
+            change = best.log_likelihood_history[-1] - best.log_likelihood_history[-2]
+            warnings.warn(
+                f"EM stopped at max_iter={max_iter} before converging (the last iteration "
+                f"changed the log-likelihood by {change:.3g}, tol={tol:g}): increase max_iter",
+                ConvergenceWarning,
+                stacklevel=2,
+            )
         self._set_fitted(best, X.shape[1])
+        self.n_failed_starts_ = len(failures)
         return self
 
     def _starting_points(
@@ -460,10 +572,25 @@ class GaussianMixtureEM:
             raise NotFittedError("this GaussianMixtureEM is not fitted yet: call fit(X) first")
 
     def _e_step(self, X: Any) -> tuple[np.ndarray, np.ndarray]:
-        """Log-responsibilities (n, K) and log-densities (n,) of new data under the fit."""
+        """Log-responsibilities (n, K) and log-densities (n,) of new data under the fit.
+
+        ValueError naming the rows whose density underflows float64 under every component (a
+        point so far away that no responsibilities can be computed for it).
+        """
         self._check_fitted()
         X = check_data(X, self.n_features_in_)
-        return expectation_step(X, self.weights_, self.means_, self.precisions_cholesky_)
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            log_resp, point_log_density = expectation_step(
+                X, self.weights_, self.means_, self.precisions_cholesky_
+            )
+        bad = np.flatnonzero(~np.isfinite(point_log_density))
+        if bad.size:
+            raise ValueError(
+                f"X has {bad.size} row(s) (first at row {bad[0]}) too far from every fitted "
+                "component: their density is below what float64 can represent, so neither "
+                "their log-density nor their responsibilities can be computed"
+            )
+        return log_resp, point_log_density
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Responsibilities (n, K): the probability of each component for each point."""

@@ -8,10 +8,18 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sklearn.datasets import load_iris
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture
 
-from em_reference import GaussianMixtureEM, MixtureParameters, sample_mixture, seed7907
+import em_reference
+from em_reference import (
+    DegenerateFitError,
+    GaussianMixtureEM,
+    MixtureParameters,
+    sample_mixture,
+    seed7907,
+)
 from em_reference.em import kmeans_plus_plus_centres, parameters_from_centres
 
 # ---------------------------------------------------------------------------------------------
@@ -47,11 +55,21 @@ def test_stopping_rule_is_the_absolute_total_improvement(seed_em):
     assert np.all(improvements[:-1] >= seed7907.TOL)
 
 
-def test_max_iter_stops_a_run_that_has_not_converged(seed_data):
+def test_max_iter_stops_a_run_that_has_not_converged_with_a_warning(seed_data):
     X, _ = seed_data
-    fit = GaussianMixtureEM(3, init=seed7907.INITIAL, max_iter=5).fit(X)
+    with pytest.warns(em_reference.ConvergenceWarning, match="max_iter=5 before converging"):
+        fit = GaussianMixtureEM(3, init=seed7907.INITIAL, max_iter=5).fit(X)
     assert fit.n_iter_ == 5
     assert not fit.converged_
+    assert issubclass(em_reference.ConvergenceWarning, UserWarning)
+
+
+def test_a_converged_fit_gives_no_warning(seed_data):
+    X, _ = seed_data
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fit = GaussianMixtureEM(3, init=seed7907.INITIAL).fit(X)
+    assert fit.converged_ and fit.n_failed_starts_ == 0
 
 
 def test_restarts_from_the_data_find_the_same_optimum_up_to_labels(seed_data, seed_em):
@@ -252,6 +270,53 @@ def test_sample_draws_from_the_fitted_mixture(seed_em):
     assert np.allclose(X[labels == 1].mean(axis=0), seed_em.means_[1], atol=0.05)
     again, _ = seed_em.sample(30_000, random_state=1)
     assert np.array_equal(X, again)
+
+
+def test_points_too_far_for_float64_are_a_clear_error(seed_em):
+    # Before: NaN responsibilities and a -inf log-density with only a RuntimeWarning.
+    far = np.array([[0.0, 0.0], [1e160, 0.0]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no RuntimeWarning either
+        for method in (seed_em.predict_proba, seed_em.score_samples, seed_em.predict):
+            with pytest.raises(ValueError, match=r"1 row\(s\) \(first at row 1\) too far"):
+                method(far)
+
+
+def test_a_non_finite_log_likelihood_stops_the_run_at_once():
+    # Before: 100,001 passes (NaN never fails the stopping rule), then a vague error; with a
+    # callback, a misleading "weights contain NaN".
+    X = np.vstack([np.random.default_rng(0).normal(size=(50, 2)), [[1e160, 0.0]]])
+    start = {
+        "weights": [0.5, 0.5],
+        "means": [[0.0, 0.0], [1.0, 1.0]],
+        "covariances": [np.eye(2)] * 2,
+    }
+    calls = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(DegenerateFitError, match="too large: squared distances overflow"):
+            GaussianMixtureEM(
+                2, init=start, max_iter=100000, callback=lambda *a: calls.append(a)
+            ).fit(X)
+    assert calls == []  # stopped at the starting parameters, before any iteration
+
+
+def test_a_failed_restart_is_skipped_counted_and_warned():
+    # Before: one collapsing start raised for all 20, naming "component(s) []".
+    X = load_iris().data
+    with pytest.warns(em_reference.ConvergenceWarning, match=r"of 20 EM starts failed"):
+        fit = GaussianMixtureEM(3, init="kmeans++", n_init=20, random_state=0, reg_covar=0).fit(X)
+    assert 1 <= fit.n_failed_starts_ < 20
+    assert np.all(np.isfinite(fit.covariances_)) and fit.converged_
+    # The best of the starts that worked is scikit-learn's optimum on iris.
+    peer = GaussianMixture(3, n_init=5, random_state=0, tol=1e-8, max_iter=1000).fit(X)
+    assert fit.log_likelihood_ == pytest.approx(peer.score(X) * len(X), abs=0.05)
+
+
+def test_all_starts_failing_is_an_error_naming_the_components():
+    X = np.vstack([np.zeros((5, 2)), np.ones((5, 2))])  # two points, repeated
+    with pytest.raises(DegenerateFitError, match=r"from all 4 starts.*component\(s\) \[\d"):
+        GaussianMixtureEM(2, n_init=4, random_state=0, reg_covar=0).fit(X)
 
 
 def test_far_away_points_get_valid_responsibilities(seed_em):
