@@ -568,10 +568,9 @@ def resolve_prior(
         beta_0 = 1.0
     else:
         beta_0 = _check_positive("mean_precision_prior", mean_precision_prior)
-    if mean_prior is None:
-        m_0 = X.mean(axis=0)
-    else:
-        m_0 = _check_vector("mean_prior", mean_prior, n_features)
+    if mean_prior is None or covariance_prior is None:
+        data_mean, data_covariance = data_moments(X)
+    m_0 = data_mean if mean_prior is None else _check_vector("mean_prior", mean_prior, n_features)
     if degrees_of_freedom_prior is None:
         nu_0 = float(n_features)
     else:
@@ -583,16 +582,27 @@ def resolve_prior(
     if covariance_prior is None:
         if X.shape[0] < 2:
             raise ValueError("covariance_prior must be given when X has a single point")
-        sample = np.atleast_2d(np.cov(X.T))
-        if np.any(np.linalg.eigvalsh(sample) <= 0):
+        if np.any(np.linalg.eigvalsh(data_covariance) <= 0):
             raise ValueError(
                 "covariance_prior: the default, the data's covariance, is not positive definite "
                 "(a column is constant or columns are collinear); give covariance_prior"
             )
-        psi_0 = sample
+        psi_0 = data_covariance
     else:
         psi_0 = _check_covariance_prior(covariance_prior, n_features)
     return GaussWishartPrior(alpha_0, beta_0, m_0, nu_0, psi_0)
+
+
+def data_moments(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The mean (D,) and covariance (D, D, ddof = 1) of X (n, D), in one blockwise pass.
+
+    EM's sums with every responsibility 1, about the first point, give both.
+    """
+    sums = responsibility_sums(X, np.ones((X.shape[0], 1)), X[:1])
+    n_points = np.array([float(X.shape[0])])
+    mean = estimate_means(sums, n_points)
+    scatter = estimate_covariances(sums, n_points, mean, 0.0) * X.shape[0]
+    return mean[0], scatter[0] / (X.shape[0] - 1)
 
 
 def check_responsibilities(value: Any, n_points: int, n_components: int) -> np.ndarray:
