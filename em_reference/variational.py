@@ -568,6 +568,8 @@ def resolve_prior(
         beta_0 = 1.0
     else:
         beta_0 = _check_positive("mean_precision_prior", mean_precision_prior)
+    if covariance_prior is None and X.shape[0] < 2:
+        raise ValueError("covariance_prior must be given when X has a single point")
     if mean_prior is None or covariance_prior is None:
         data_mean, data_covariance = data_moments(X)
     m_0 = data_mean if mean_prior is None else _check_vector("mean_prior", mean_prior, n_features)
@@ -580,8 +582,6 @@ def resolve_prior(
                 f"degrees_of_freedom_prior must be > D - 1 = {n_features - 1}, got {nu_0!r}"
             )
     if covariance_prior is None:
-        if X.shape[0] < 2:
-            raise ValueError("covariance_prior must be given when X has a single point")
         if np.any(np.linalg.eigvalsh(data_covariance) <= 0):
             raise ValueError(
                 "covariance_prior: the default, the data's covariance, is not positive definite "
@@ -602,7 +602,7 @@ def data_moments(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     n_points = np.array([float(X.shape[0])])
     mean = estimate_means(sums, n_points)
     scatter = estimate_covariances(sums, n_points, mean, 0.0) * X.shape[0]
-    return mean[0], scatter[0] / (X.shape[0] - 1)
+    return mean[0], scatter[0] / max(X.shape[0] - 1, 1)
 
 
 def check_responsibilities(value: Any, n_points: int, n_components: int) -> np.ndarray:

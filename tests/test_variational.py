@@ -425,6 +425,13 @@ def test_default_covariance_prior_needs_spread():
         VariationalGaussianMixture(2).fit(X)
 
 
+def test_a_single_point_needs_an_explicit_covariance_prior():
+    with pytest.raises(ValueError, match="covariance_prior"):
+        VariationalGaussianMixture(1).fit([[1.0, 2.0]])
+    fit = VariationalGaussianMixture(1, covariance_prior=np.eye(2)).fit([[1.0, 2.0]])
+    np.testing.assert_allclose(fit.means_, [[1.0, 2.0]])
+
+
 def test_unfitted_estimator_says_so():
     with pytest.raises(NotFittedError, match="fit"):
         VariationalGaussianMixture(2).predict(np.zeros((3, 2)))
