@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -157,6 +159,12 @@ def test_digamma_and_log_gamma_match_scipy():
     np.testing.assert_allclose(digamma(values), special.digamma(values), rtol=1e-13, atol=1e-13)
     np.testing.assert_allclose(log_gamma(values), special.gammaln(values), rtol=1e-13, atol=1e-13)
     assert digamma(np.ones((2, 3))).shape == (2, 3)
+
+
+def test_variational_module_needs_numpy_only():
+    code = "import sys, em_reference.variational; print('scipy' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.stdout.strip() == "False", result.stderr
 
 
 def test_digamma_rejects_non_positive_arguments():
