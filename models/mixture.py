@@ -7,6 +7,10 @@ the precision Cholesky factor U_k = L_k^{-T}, which one batched triangular solve
 `em_reference.likelihood.mixture_log_density` is evaluated with `xp=pytensor.tensor`, so the model
 and EM evaluate literally the same formula. Component labels are marginalised by that formula
 (log sum_k w_k N(x | mu_k, Sigma_k)), so NUTS sees only continuous parameters.
+
+`build_model(X, K, prior="gauss-wishart")` is the model VB approximates instead (Dirichlet
+weights, Gauss-Wishart means and precisions, `em_reference.variational`'s priors), with the same
+likelihood, so NUTS and VB can be compared on one posterior.
 """
 
 from __future__ import annotations
