@@ -1,9 +1,9 @@
 """`python -m benchmarks`: run the benchmarks and write results.md, results.json (and the plot).
 
-Sections: em (EM vs scikit-learn), nuts (ESS per second per formulation and sampler), e2e
-(`gmm-compare` cold and warm), scaling (cost against n), bootstrap (EM's bootstrap time and
-standard errors on seed-7907). `--quick` shrinks every size for a
-check that the machinery works; its numbers are not the committed results.
+Sections: em (EM vs scikit-learn), vb (VB against EM and scikit-learn), nuts (ESS per second
+per formulation and sampler), e2e (`gmm-compare` cold and warm), scaling (cost against n),
+bootstrap (EM's bootstrap time and standard errors on seed-7907). `--quick` shrinks every size
+for a check that the machinery works; its numbers are not the committed results.
 """
 
 from __future__ import annotations
@@ -20,9 +20,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from benchmarks import em_speed, end_to_end, machine, nuts, report, scaling, uncertainty
+from benchmarks import (
+    em_speed,
+    end_to_end,
+    machine,
+    nuts,
+    report,
+    scaling,
+    uncertainty,
+    variational,
+)
 
-SECTIONS = ("em", "nuts", "e2e", "scaling", "bootstrap")
+SECTIONS = ("em", "vb", "nuts", "e2e", "scaling", "bootstrap")
 HERE = Path(__file__).resolve().parent
 # Other NUTS implementations run in a throwaway overlay environment (uv run --with), so that
 # installing them never changes the project's environment (with nutpie installed, pm.sample's
@@ -76,12 +85,17 @@ def nuts_settings(args: argparse.Namespace) -> nuts.NutsSettings:
 def run_em(args: argparse.Namespace) -> list[dict[str, Any]]:
     """The EM table, with BLAS threads limited as asked."""
     cases = em_speed.QUICK_CASES if args.quick else em_speed.FULL_CASES
+    return with_blas_threads(args, lambda: em_speed.run_all(cases))
+
+
+def with_blas_threads(args: argparse.Namespace, measure: Any) -> Any:
+    """measure() with BLAS limited to --em-blas-threads threads (0: the library default)."""
     if args.em_blas_threads <= 0:
-        return em_speed.run_all(cases)
+        return measure()
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=args.em_blas_threads, user_api="blas"):
-        return em_speed.run_all(cases)
+        return measure()
 
 
 def median_row(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -153,6 +167,7 @@ def run_scaling(args: argparse.Namespace, out: Path) -> tuple[list[dict[str, Any
 
 SECTION_KEYS = {
     "em": ("em",),
+    "vb": ("vb",),
     "nuts": ("nuts", "nuts_notes"),
     "e2e": ("end_to_end",),
     "scaling": ("scaling", "scaling_plot"),
@@ -206,6 +221,9 @@ def main(argv: list[str] | None = None) -> int:
     keep_previous_sections(results, args.out / "results.json", sections)
     if "em" in sections:
         results["em"] = run_em(args)
+        save(results, args.out, started)
+    if "vb" in sections:
+        results["vb"] = with_blas_threads(args, lambda: variational.run(args.quick))
         save(results, args.out, started)
     if "nuts" in sections:
         results["nuts"], results["nuts_notes"] = run_nuts(args)

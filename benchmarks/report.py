@@ -11,6 +11,8 @@ from analysis.files import write_text_atomic
 
 GOAL_TIME = 0.5
 GOAL_MEMORY = 0.5
+GOAL_VB_SEED_SECONDS = 0.05
+GOAL_VB_RATIO_TO_EM = 1.5
 
 
 def write_json(results: dict[str, Any], path: Path) -> Path:
@@ -89,6 +91,37 @@ def em_section(rows: list[dict[str, Any]]) -> list[str]:
             f"({difference.get('tutorial', float('nan')):.1e}) |"
         )
     return [*lines, ""]
+
+
+def vb_section(result: dict[str, Any] | None) -> list[str]:
+    """The VB section of results.md: seed fit times and the per-iteration ratio to EM."""
+    if not result:
+        return []
+    seed, large = result["seed7907"], result["large"]
+    lines = [
+        "## VB: a seed-7907 fit and time per iteration against EM",
+        "",
+        f"Goals: a seed-7907 fit within {_ms(GOAL_VB_SEED_SECONDS)}; at n = 1,000,000 (D = 2, "
+        f"K = 3) at most x{GOAL_VB_RATIO_TO_EM} EM's time per iteration. Medians over "
+        f"{seed['rounds']} and {large['rounds']} interleaved rounds, one BLAS thread.",
+        "",
+        "| seed-7907 fit | time | iterations |",
+        "|---|---|---|",
+    ]
+    for name, seconds in seed["seconds"].items():
+        lines.append(f"| {name} | {_ms(seconds)} | {seed['n_iter'][name]} |")
+    per_iteration = large["seconds_per_iteration"]
+    lines += [
+        "",
+        f"| {large['case']}, {large['iterations']} iterations | VB | EM | sklearn VB | "
+        "VB / EM | sklearn VB / EM |",
+        "|---|---|---|---|---|---|",
+        f"| time per iteration | {_ms(per_iteration['vb'])} | {_ms(per_iteration['em'])} | "
+        f"{_ms(per_iteration['sklearn_vb'])} | {_x(large['ratio_to_em'])} | "
+        f"{_x(large['sklearn_vb_ratio_to_em'])} |",
+        "",
+    ]
+    return lines
 
 
 def nuts_section(rows: list[dict[str, Any]], notes: list[str]) -> list[str]:
@@ -261,6 +294,7 @@ def write_markdown(results: dict[str, Any], path: Path) -> Path:
         "",
         *machine_section(results["machine"]),
         *em_section(results.get("em", [])),
+        *vb_section(results.get("vb")),
         *nuts_section(results.get("nuts", []), results.get("nuts_notes", [])),
         *end_to_end_section(results.get("end_to_end")),
         *scaling_section(results.get("scaling", []), results.get("scaling_plot")),

@@ -1,4 +1,4 @@
-"""From-scratch EM for Gaussian mixtures (NumPy only), its uncertainty, the seed's exact data."""
+"""From-scratch EM and VB for Gaussian mixtures (NumPy only), EM's uncertainty, the seed's data."""
 
 from em_reference import bootstrap, seed7907, uncertainty
 from em_reference.bootstrap import BootstrapResult
@@ -13,6 +13,7 @@ from em_reference.generator import sample_mixture
 from em_reference.likelihood import mixture_log_density, precisions_cholesky
 from em_reference.parameters import MixtureParameters
 from em_reference.uncertainty import INTERVAL_PROB, MixtureArrays, ParameterIntervals
+from em_reference.variational import VariationalGaussianMixture
 
 __all__ = [
     "INTERVAL_PROB",
@@ -24,6 +25,7 @@ __all__ = [
     "MixtureParameters",
     "NotFittedError",
     "ParameterIntervals",
+    "VariationalGaussianMixture",
     "bootstrap",
     "check_data",
     "mixture_log_density",

@@ -7,6 +7,10 @@ the precision Cholesky factor U_k = L_k^{-T}, which one batched triangular solve
 `em_reference.likelihood.mixture_log_density` is evaluated with `xp=pytensor.tensor`, so the model
 and EM evaluate literally the same formula. Component labels are marginalised by that formula
 (log sum_k w_k N(x | mu_k, Sigma_k)), so NUTS sees only continuous parameters.
+
+`build_model(X, K, prior="gauss-wishart")` is the model VB approximates instead (Dirichlet
+weights, Gauss-Wishart means and precisions, `em_reference.variational`'s priors), with the same
+likelihood, so NUTS and VB can be compared on one posterior.
 """
 
 from __future__ import annotations
@@ -21,7 +25,8 @@ import pytensor.tensor as pt
 from pymc.distributions.transforms import CholeskyCorrTransform
 from pymc.initial_point import make_initial_point_fn
 
-from em_reference import MixtureParameters, check_data, mixture_log_density
+from em_reference import MixtureParameters, check_data, mixture_log_density, precisions_cholesky
+from em_reference.variational import GaussWishartPrior, resolve_prior
 
 OBSERVED = "X"
 """Name of the observed variable (and of its log_likelihood / posterior_predictive entries)."""
@@ -34,6 +39,14 @@ SD_PRIOR_SCALE = 2.0
 
 LKJ_ETA = 2.0
 """Shape of the LKJ prior on each component's correlation matrix."""
+
+PRIORS = ("default", "gauss-wishart")
+"""`build_model`'s priors: weakly informative (the default), or VB's Dirichlet + Gauss-Wishart."""
+
+BARTLETT_CHI2 = "wishart_chi2"
+BARTLETT_NORMALS = "wishart_normals"
+PRIOR_SCALE_CHOLESKY = "prior_scale_cholesky"
+"""Names of the Gauss-Wishart model's free Bartlett variables and of its W_0 factor (data)."""
 
 
 class CholeskyCorr(CholeskyCorrTransform):
@@ -59,6 +72,12 @@ def build_model(
     mean_scale: float = MEAN_PRIOR_SCALE,
     sd_scale: float = SD_PRIOR_SCALE,
     eta: float = LKJ_ETA,
+    prior: str = "default",
+    weight_concentration_prior: float | None = None,
+    mean_precision_prior: float | None = None,
+    mean_prior: Any = None,
+    degrees_of_freedom_prior: float | None = None,
+    covariance_prior: Any = None,
 ) -> pm.Model:
     """The K-component full-covariance Gaussian mixture for data X (n, D), as a `pm.Model`.
 
@@ -74,7 +93,20 @@ def build_model(
     Raises ValueError for data that is not finite 2-D numbers, a column without spread (the
     priors are scaled by it), n_components not an integer >= 1, or fewer points than components,
     and for prior scales that are not positive.
+
+    `prior="gauss-wishart"` builds instead the model VB approximates, under the priors named as
+    in `em_reference.variational.VariationalGaussianMixture` (same defaults): see
+    `build_gauss_wishart_model`.
     """
+    gauss_wishart = {
+        "weight_concentration_prior": weight_concentration_prior,
+        "mean_precision_prior": mean_precision_prior,
+        "mean_prior": mean_prior,
+        "degrees_of_freedom_prior": degrees_of_freedom_prior,
+        "covariance_prior": covariance_prior,
+    }
+    if _wants_gauss_wishart(prior, flat, gauss_wishart):
+        return build_gauss_wishart_model(X, n_components, **gauss_wishart)
     X = check_data(X)
     n_points, n_features = X.shape
     n_components = check_n_components(n_components, n_points)
@@ -329,6 +361,8 @@ def value_point(model: pm.Model, parameters: Any) -> dict[str, np.ndarray]:
     params = as_parameters(parameters)
     check_compatible(model, params)
     overrides = {name: value for name, value in parameter_point(params).items() if name in model}
+    if BARTLETT_CHI2 in model.named_vars:
+        overrides |= bartlett_point(params, model[PRIOR_SCALE_CHOLESKY].get_value())
     return make_initial_point_fn(model=model, overrides=overrides, jitter_rvs=set())(0)
 
 
@@ -344,3 +378,125 @@ def log_likelihood_at(model: pm.Model, parameters: Any, mode: str = "FAST_COMPIL
 def observed_data(model: pm.Model) -> np.ndarray:
     """The data X (n, D) the model was built on."""
     return np.asarray(model.rvs_to_values[model[OBSERVED]].data)
+
+
+# ---------------------------------------------------------------------------------------------
+# The model under VB's priors: Dirichlet weights, Gauss-Wishart means and precisions
+
+
+def _wants_gauss_wishart(prior: Any, flat: bool, gauss_wishart: Mapping[str, Any]) -> bool:
+    """True for prior="gauss-wishart"; ValueError for an unknown prior or misplaced settings."""
+    if prior not in PRIORS:
+        raise ValueError(f"prior must be one of {PRIORS}, got {prior!r}")
+    if prior == "gauss-wishart":
+        if flat:
+            raise ValueError("flat=True applies to the default prior only, not 'gauss-wishart'")
+        return True
+    given = [name for name, value in gauss_wishart.items() if value is not None]
+    if given:
+        raise ValueError(f"{given[0]} applies to prior='gauss-wishart' only, got prior={prior!r}")
+    return False
+
+
+def build_gauss_wishart_model(
+    X: Any,
+    n_components: int = 3,
+    *,
+    weight_concentration_prior: float | None = None,
+    mean_precision_prior: float | None = None,
+    mean_prior: Any = None,
+    degrees_of_freedom_prior: float | None = None,
+    covariance_prior: Any = None,
+) -> pm.Model:
+    """The mixture under the priors VB approximates (Bishop, PRML 10.2), as a `pm.Model`.
+
+    weights ~ Dirichlet(alpha_0); Lambda_k ~ Wishart(W_0, nu_0) by the Bartlett decomposition
+    Lambda_k = F_k F_k^T, F_k = L_0 A_k, with W_0 = L_0 L_0^T and A_k lower triangular,
+    (A_k)_ii^2 = `wishart_chi2` ~ chi^2(nu_0 - i + 1), (A_k)_ij = `wishart_normals` ~ N(0, 1)
+    below the diagonal; means | Lambda_k ~ N(m_0, (beta_0 Lambda_k)^-1). F_k is lower
+    triangular with Lambda_k = F_k F_k^T, so it is the precision factor the shared likelihood
+    takes, with no solve. The deterministic covariances are Lambda_k^-1 = V_k^T V_k, V_k = F_k^-1.
+    Priors and their defaults are `VariationalGaussianMixture`'s; W_0's factor L_0 is stored
+    as the data `prior_scale_cholesky` (dim, dim_bis).
+    """
+    X = check_data(X)
+    n_points, n_features = X.shape
+    n_components = check_n_components(n_components, n_points)
+    prior = resolve_prior(
+        X,
+        n_components,
+        weight_concentration_prior,
+        mean_precision_prior,
+        mean_prior,
+        degrees_of_freedom_prior,
+        covariance_prior,
+    )
+    coords = model_coords(n_points, n_features, n_components)
+    coords["dim_pair"] = range(n_features * (n_features - 1) // 2)
+    with pm.Model(coords=coords) as model:
+        scale_lower = pm.Data(
+            PRIOR_SCALE_CHOLESKY, _prior_scale_lower(prior), dims=("dim", "dim_bis")
+        )
+        weights = pm.Dirichlet(
+            "weights", a=np.full(n_components, prior.weight_concentration), dims="component"
+        )
+        factors = scale_lower @ _bartlett_factors(prior, n_components, n_features)  # F_k
+        identity = pt.broadcast_to(pt.eye(n_features), factors.shape)
+        inverse = pt.linalg.solve_triangular(factors, identity, lower=True)  # V_k = F_k^-1
+        covariances = pm.Deterministic(
+            "covariances",
+            pt.swapaxes(inverse, -1, -2) @ inverse,
+            dims=("component", "dim", "dim_bis"),
+        )
+        # PyMC 6.4's MvNormal(tau=) has no batched logp, so the covariance form: (beta_0 Lambda)^-1.
+        means = pm.MvNormal(
+            "means",
+            mu=np.broadcast_to(prior.mean, (n_components, n_features)),
+            cov=covariances / prior.mean_precision,
+            dims=("component", "dim"),
+        )
+        _observe(X, weights, means, factors)
+    return model
+
+
+def _prior_scale_lower(prior: GaussWishartPrior) -> np.ndarray:
+    """L_0 (D, D), the lower Cholesky factor of W_0 = U_0 U_0^T (U_0 the prior's factor)."""
+    return np.linalg.cholesky(prior.scale_cholesky @ prior.scale_cholesky.T)
+
+
+def _bartlett_factors(prior: GaussWishartPrior, n_components: int, n_features: int) -> Any:
+    """A_k (K, D, D) lower triangular: sqrt(chi^2(nu_0 - i + 1)) diagonal, N(0, 1) below."""
+    # chi^2(k) = Gamma(k / 2, rate 1 / 2), spelled with float64 arrays: PyMC's ChiSquared passes
+    # its rate as a Python 0.5, which PyTensor folds in float32 (a logp error of about 1e-8).
+    chi2 = pm.Gamma(
+        BARTLETT_CHI2,
+        alpha=0.5 * (prior.degrees_of_freedom - np.arange(n_features)),
+        beta=np.full(n_features, 0.5),
+        dims=("component", "dim"),
+    )
+    factors = pt.zeros((n_components, n_features, n_features))
+    diagonal = np.arange(n_features)
+    factors = pt.set_subtensor(factors[:, diagonal, diagonal], pt.sqrt(chi2))
+    if n_features > 1:
+        normals = pm.Normal(BARTLETT_NORMALS, 0.0, 1.0, dims=("component", "dim_pair"))
+        rows, cols = np.tril_indices(n_features, k=-1)
+        factors = pt.set_subtensor(factors[:, rows, cols], normals)
+    return factors
+
+
+def bartlett_point(parameters: Any, scale_lower: np.ndarray) -> dict[str, np.ndarray]:
+    """The Bartlett variables at mixture parameters, for a prior with W_0 = L_0 L_0^T.
+
+    Lambda_k = Sigma_k^-1 has the lower Cholesky factor F_k = L_0 A_k, so A_k = L_0^-1 F_k.
+    """
+    params = as_parameters(parameters)
+    n_features = params.n_features
+    upper = precisions_cholesky(params.covariances)  # Lambda_k = U_k U_k^T, U_k upper
+    factors = np.linalg.cholesky(upper @ np.swapaxes(upper, -1, -2))  # F_k, lower
+    bartlett = np.linalg.solve(scale_lower, factors)  # (K, D, D), lower triangular
+    diagonal = np.arange(n_features)
+    point = {BARTLETT_CHI2: bartlett[:, diagonal, diagonal] ** 2}
+    if n_features > 1:
+        rows, cols = np.tril_indices(n_features, k=-1)
+        point[BARTLETT_NORMALS] = bartlett[:, rows, cols]
+    return point

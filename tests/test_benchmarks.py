@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from benchmarks import __main__ as command
-from benchmarks import em_speed, nuts, report, timing, uncertainty
+from benchmarks import em_speed, nuts, report, timing, uncertainty, variational
 from benchmarks.tutorial_em import tutorial_em
 from em_reference import GaussianMixtureEM, seed7907
 
@@ -118,3 +118,14 @@ def test_the_bootstrap_section_times_every_method_and_tabulates_every_parameter(
     assert all(row["observed"] > 0 and row["weighted"] > 0 for row in result["standard_errors"])
     markdown = "\n".join(report.bootstrap_section(result))
     assert "| covariances[2][1, 0] |" in markdown
+
+
+def test_the_vb_section_times_vb_em_and_scikit_learn_on_the_same_iterations(tmp_path, monkeypatch):
+    tiny = variational.VBSettings(seed_rounds=1, large=em_speed.EMCase(2_000, 2, 3, 3, rounds=1))
+    monkeypatch.setattr(variational, "QUICK", tiny)
+    assert command.main(["--quick", "--only", "vb", "--out", str(tmp_path)]) == 0
+    results = json.loads((tmp_path / "results.json").read_text())
+    seed = results["vb"]["seed7907"]
+    assert seed["n_iter"]["ours, seed start"] == seed["n_iter"]["sklearn, seed start"]
+    assert set(results["vb"]["large"]["seconds_per_iteration"]) == {"vb", "em", "sklearn_vb"}
+    assert "## VB: a seed-7907 fit" in (tmp_path / "results.md").read_text()
