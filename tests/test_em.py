@@ -6,7 +6,7 @@ import warnings
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, reject, settings
 from hypothesis import strategies as st
 from sklearn.datasets import load_iris
 from sklearn.exceptions import ConvergenceWarning
@@ -155,11 +155,20 @@ def random_start(rng: np.random.Generator, X: np.ndarray, n_components: int) -> 
     n_features=st.integers(1, 4),
     n_points=st.integers(30, 300),
 )
+@example(seed=159695, n_components=4, n_features=2, n_points=30)  # decreased with reg_covar
 def test_log_likelihood_never_decreases(seed, n_components, n_features, n_points):
+    # The guarantee is for the exact M-step: reg_covar's ridge makes it a slightly worse one, and
+    # near a collapsing component the log-likelihood then fell by 4e-7 in the example above.
     rng = np.random.default_rng(seed)
     X, _ = sample_mixture(n_points, *random_mixture(rng, n_components, n_features), seed=seed)
     start = random_start(rng, X, n_components)
-    fit = GaussianMixtureEM(n_components, init=start, max_iter=40, tol=0.0).fit(X)
+    estimator = GaussianMixtureEM(n_components, init=start, max_iter=40, tol=0.0, reg_covar=0.0)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", em_reference.ConvergenceWarning)
+            fit = estimator.fit(X)
+    except DegenerateFitError:
+        reject()  # a component collapsed onto its points: the likelihood is unbounded there
     history = np.array(fit.log_likelihood_history_)
     assert np.all(np.isfinite(history))
     # EM's guarantee, allowing only floating-point rounding of a sum of n terms.
