@@ -443,11 +443,25 @@ HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
 }
 
 
-def _interrupt(signum: int, _frame: Any) -> None:
-    """Signal handler: ignore further interrupts (the clean-up must finish) and unwind."""
-    for other in INTERRUPTS:
-        signal.signal(other, signal.SIG_IGN)
-    raise Interrupted(signum)
+def _handler(owner: int) -> Callable[[int, Any], None]:
+    """A signal handler for the process `owner`: ignore further interrupts and unwind.
+
+    A process forked from it (PyMC's samplers, the figure drawer) keeps the usual behaviour:
+    KeyboardInterrupt on SIGINT, death on SIGTERM.
+    """
+
+    def interrupt(signum: int, _frame: Any) -> None:
+        if os.getpid() != owner:
+            if signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        for other in INTERRUPTS:
+            signal.signal(other, signal.SIG_IGN)  # the clean-up must finish
+        raise Interrupted(signum)
+
+    return interrupt
 
 
 @contextmanager
@@ -456,12 +470,26 @@ def interrupts_unwind() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {signum: signal.signal(signum, _interrupt) for signum in INTERRUPTS}
+    handler = _handler(os.getpid())
+    previous = {signum: signal.signal(signum, handler) for signum in INTERRUPTS}
     try:
         yield
     finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+        for signum, old in previous.items():
+            signal.signal(signum, old)
+
+
+def stop_children() -> None:
+    """Kill the worker processes an interrupt left running (PyMC's samplers wait for orders).
+
+    Interrupted while starting them, PyMC never tells them to stop, and Python's exit would
+    wait for them forever.
+    """
+    import multiprocessing
+
+    for child in multiprocessing.active_children():
+        child.kill()
+        child.join()
 
 
 def _show_warning(
@@ -488,6 +516,7 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as done:  # --help
         return int(done.code or 0)
     except (Interrupted, KeyboardInterrupt) as stop:
+        stop_children()
         signum = getattr(stop, "signum", signal.SIGINT)
         print(
             f"{PROG}: interrupted ({signal.Signals(signum).name}); nothing was written, "
