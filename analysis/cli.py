@@ -38,6 +38,10 @@ SUBCOMMANDS = ("data", "em", "sample", "report", "compare")
 MAX_SEED = 2**32 - 1
 STDOUT = Path("-")
 INTERRUPTS = (signal.SIGINT, signal.SIGTERM)
+STRAGGLER_GRACE = 3.0
+"""Seconds the workers have to stop by themselves after an interrupt before they are killed."""
+RECEIVED: list[int] = []
+"""The interrupts this command received: checked again in case a library swallowed one."""
 
 
 class UsageError(Exception):
@@ -359,7 +363,7 @@ def report_folder(target: Path) -> Any:
     """The staging context for a report folder: only a folder that is one of ours is replaced."""
     from analysis.report import REPORT_NAMES
 
-    return staged_folder(target, recognised=REPORT_NAMES)
+    return staged_folder(target, recognised=REPORT_NAMES, before_publish=check_not_interrupted)
 
 
 def sample_into(
@@ -459,6 +463,12 @@ def _handler(owner: int) -> Callable[[int, Any], None]:
             return
         for other in INTERRUPTS:
             signal.signal(other, signal.SIG_IGN)  # the clean-up must finish
+        RECEIVED.append(signum)
+        # Should a library swallow the exception (it happens while PyMC starts its workers),
+        # killing the workers makes the sampler fail, and the run unwinds all the same.
+        straggler = threading.Timer(STRAGGLER_GRACE, stop_children)
+        straggler.daemon = True
+        straggler.start()
         raise Interrupted(signum)
 
     return interrupt
@@ -479,6 +489,12 @@ def interrupts_unwind() -> Iterator[None]:
             signal.signal(signum, old)
 
 
+def check_not_interrupted() -> None:
+    """Raise Interrupted if an interrupt arrived, even one a library caught and ignored."""
+    if RECEIVED:
+        raise Interrupted(RECEIVED[0])
+
+
 def stop_children() -> None:
     """Kill the worker processes an interrupt left running (PyMC's samplers wait for orders).
 
@@ -489,7 +505,7 @@ def stop_children() -> None:
 
     for child in multiprocessing.active_children():
         child.kill()
-        child.join()
+        child.join(timeout=STRAGGLER_GRACE)
 
 
 def _show_warning(
@@ -508,29 +524,39 @@ def _show_warning(
 def main(argv: list[str] | None = None) -> int:
     """Run the command; bad input is one line on stderr and exit status 2."""
     argv = sys.argv[1:] if argv is None else list(argv)
+    RECEIVED.clear()
     try:
         with interrupts_unwind(), warnings.catch_warnings():
             warnings.showwarning = _show_warning
             args = parse(argv)
-            return args.handler(args)
+            code = args.handler(args)
+        check_not_interrupted()
+        return code
     except SystemExit as done:  # --help
         return int(done.code or 0)
-    except (Interrupted, KeyboardInterrupt) as stop:
+    except BaseException as stop:
+        if not (RECEIVED or isinstance(stop, KeyboardInterrupt | Interrupted)):
+            return failed(stop)
         stop_children()
-        signum = getattr(stop, "signum", signal.SIGINT)
+        signum = RECEIVED[0] if RECEIVED else getattr(stop, "signum", signal.SIGINT)
         print(
             f"{PROG}: interrupted ({signal.Signals(signum).name}); nothing was written, "
             "earlier outputs are unchanged",
             file=sys.stderr,
         )
         return 128 + int(signum)
-    except (UsageError, ValueError, TypeError, OSError) as error:
-        if os.environ.get("GMM_COMPARE_DEBUG"):
-            raise
-        message = " ".join(str(error).split()) or type(error).__name__
-        hint = " (see gmm-compare --help)" if isinstance(error, UsageError) else ""
-        print(f"{PROG}: error: {message}{hint}", file=sys.stderr)
-        return 2
+
+
+def failed(error: BaseException) -> int:
+    """Bad input: one line on stderr and exit status 2; anything else is raised again."""
+    if not isinstance(error, UsageError | ValueError | TypeError | OSError) or os.environ.get(
+        "GMM_COMPARE_DEBUG"
+    ):
+        raise error
+    message = " ".join(str(error).split()) or type(error).__name__
+    hint = " (see gmm-compare --help)" if isinstance(error, UsageError) else ""
+    print(f"{PROG}: error: {message}{hint}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

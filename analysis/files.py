@@ -11,7 +11,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -230,17 +230,24 @@ def publish(staging: Path, target: Path) -> None:
 
 
 @contextmanager
-def staged_folder(target: Path, recognised: frozenset[str] = frozenset()) -> Iterator[Path]:
+def staged_folder(
+    target: Path,
+    recognised: frozenset[str] = frozenset(),
+    before_publish: Callable[[], None] | None = None,
+) -> Iterator[Path]:
     """Yield a staging folder; on success it replaces target, on any failure it is removed.
 
     Target is checked first (see `check_output_folder`; `recognised` names the files of a
     report written before manifests existed); a symlink is followed, so the folder it points
-    to is replaced and the link kept.
+    to is replaced and the link kept. `before_publish` may raise to stop the replacement (the
+    command line's check that no interrupt was swallowed on the way).
     """
     target = resolve_target(target)
     staging = make_staging(target, recognised)
     try:
         yield staging
+        if before_publish is not None:
+            before_publish()
         publish(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
