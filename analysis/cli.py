@@ -474,6 +474,16 @@ def _handler(owner: int) -> Callable[[int, Any], None]:
     return interrupt
 
 
+def _drop_swallowed_interrupts(unraisable: Any) -> None:
+    """sys.unraisablehook: an Interrupted that Python had to drop is not printed.
+
+    The handler raised it where Python cannot propagate it (a fork callback, when PyMC starts
+    its workers); it is recorded in RECEIVED and the run stops anyway (see `_handler`).
+    """
+    if not isinstance(unraisable.exc_value, Interrupted):
+        sys.__unraisablehook__(unraisable)
+
+
 @contextmanager
 def interrupts_unwind() -> Iterator[None]:
     """SIGINT and SIGTERM raise Interrupted while inside (main thread only); restored after."""
@@ -482,9 +492,11 @@ def interrupts_unwind() -> Iterator[None]:
         return
     handler = _handler(os.getpid())
     previous = {signum: signal.signal(signum, handler) for signum in INTERRUPTS}
+    previous_hook, sys.unraisablehook = sys.unraisablehook, _drop_swallowed_interrupts
     try:
         yield
     finally:
+        sys.unraisablehook = previous_hook
         for signum, old in previous.items():
             signal.signal(signum, old)
 

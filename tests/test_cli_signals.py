@@ -100,6 +100,17 @@ def descendants(pid: int) -> set[int]:
     return found
 
 
+def wait_for_children(pid: int) -> set[int]:
+    """The processes below pid, once there are some (the sampler's workers have started)."""
+    deadline = time.monotonic() + PATIENCE
+    while time.monotonic() < deadline:
+        found = descendants(pid)
+        if found:
+            return found
+        time.sleep(0.05)
+    pytest.fail("the command started no worker processes")
+
+
 def alive(pid: int) -> bool:
     """Whether the process exists and is not a zombie."""
     try:
@@ -168,8 +179,7 @@ def test_an_interrupt_in_any_phase_exits_128_plus_signal_and_keeps_the_report(
 def test_after_a_kill_no_sampler_lingers_and_the_next_run_cleans_up(tmp_path):
     command = Command((*LONG_RUN, "--out", "out"), tmp_path)
     command.wait_for_line("NUTS: [")
-    workers = descendants(command.process.pid)
-    assert workers  # PyMC's sampler processes (and their fork server)
+    workers = wait_for_children(command.process.pid)  # PyMC's sampler processes
     os.kill(command.process.pid, signal.SIGKILL)
     command.finish()
     assert wait_gone(workers) == set()
