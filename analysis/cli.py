@@ -484,12 +484,37 @@ def _drop_swallowed_interrupts(unraisable: Any) -> None:
         sys.__unraisablehook__(unraisable)
 
 
+PR_SET_PDEATHSIG = 1
+_DIE_WITH_PARENT: list[bool] = []
+
+
+def _die_with_parent() -> None:
+    """In a child forked by the command (Linux): be killed when its parent dies.
+
+    PyMC's forked workers hold both ends of their own pipes, so a worker whose parent was
+    killed (SIGKILL) would otherwise wait for orders forever.
+    """
+    import ctypes
+
+    ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() == 1:  # the parent died before the request was made
+        os._exit(1)
+
+
+def children_die_with_the_command() -> None:
+    """Register, once, the fork callback `_die_with_parent` (Linux only)."""
+    if sys.platform == "linux" and not _DIE_WITH_PARENT:
+        os.register_at_fork(after_in_child=_die_with_parent)
+        _DIE_WITH_PARENT.append(True)
+
+
 @contextmanager
 def interrupts_unwind() -> Iterator[None]:
     """SIGINT and SIGTERM raise Interrupted while inside (main thread only); restored after."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    children_die_with_the_command()
     handler = _handler(os.getpid())
     previous = {signum: signal.signal(signum, handler) for signum in INTERRUPTS}
     previous_hook, sys.unraisablehook = sys.unraisablehook, _drop_swallowed_interrupts

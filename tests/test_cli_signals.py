@@ -8,6 +8,7 @@ hanging it; nothing here measures time.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import signal
@@ -31,6 +32,24 @@ SMALL = ("--draws", "50", "--tune", "50", "--chains", "2")
 SHORT_RUN = ("compare", "seed42", "--draws", "200", "--tune", "200", "--chains", "2")
 
 
+STARTED: list[subprocess.Popen] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_command_outlives_its_test():
+    """Kill a command (and what it started) left running by a failed test."""
+    yield
+    while STARTED:
+        process = STARTED.pop()
+        if process.poll() is None:
+            below = descendants(process.pid)
+            process.kill()
+            process.wait()
+            for pid in below:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+
+
 class Command:
     """The command running in a subprocess, its stderr lines collected as they come."""
 
@@ -42,6 +61,7 @@ class Command:
             stderr=subprocess.PIPE,
             text=True,
         )
+        STARTED.append(self.process)
         self.lines: queue.Queue[str] = queue.Queue()
         self.stderr: list[str] = []
         threading.Thread(target=self._read, daemon=True).start()
