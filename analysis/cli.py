@@ -6,7 +6,10 @@
     gmm-compare report               # rebuild reports/seed7907/ from its saved results
 
 Bad input (a missing or malformed file, K < 1, too few points, an output folder that cannot be
-written) gives one line on stderr and exit status 2; set GMM_COMPARE_DEBUG=1 for a traceback.
+written or is not one of our reports) gives one line on stderr and exit status 2, before any
+work; set GMM_COMPARE_DEBUG=1 for a traceback. An interrupt (SIGINT or SIGTERM) in any phase
+exits with 130 or 143 and leaves an existing report as it was; warnings are one line each on
+stderr.
 """
 
 from __future__ import annotations
@@ -14,8 +17,12 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
-from collections.abc import Callable
+import threading
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -28,10 +35,25 @@ PROG = "gmm-compare"
 DEFAULT_DATASET = "seed7907"
 REPORTS = Path("reports")
 SUBCOMMANDS = ("data", "em", "sample", "report", "compare")
+MAX_SEED = 2**32 - 1
+STDOUT = Path("-")
+INTERRUPTS = (signal.SIGINT, signal.SIGTERM)
+STRAGGLER_GRACE = 3.0
+"""Seconds the workers have to stop by themselves after an interrupt before they are killed."""
+RECEIVED: list[int] = []
+"""The interrupts this command received: checked again in case a library swallowed one."""
 
 
 class UsageError(Exception):
     """A command-line mistake: reported in one line, exit status 2."""
+
+
+class Interrupted(BaseException):
+    """SIGINT or SIGTERM arrived: unwinds everything (PyMC's sampler swallows KeyboardInterrupt)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
 
 
 class Parser(argparse.ArgumentParser):
@@ -55,11 +77,19 @@ def _positive(text: str) -> int:
 
 
 def _integer(text: str) -> int:
-    """An argparse type: any integer (the seed)."""
+    """An argparse type: any integer."""
     try:
         return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+
+
+def _seed(text: str) -> int:
+    """An argparse type: an integer from 0 to MAX_SEED (what NumPy and the saved files hold)."""
+    value = _integer(text)
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"must be between 0 and {MAX_SEED}, got {value}")
+    return value
 
 
 def _add_data_options(parser: argparse.ArgumentParser) -> None:
@@ -87,9 +117,10 @@ def _add_data_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--seed",
-        type=_integer,
+        type=_seed,
         default=0,
-        help="seed for EM's k-means++ restarts and for NUTS: same seed, same numbers (default 0)",
+        help=f"seed for EM's k-means++ restarts and for NUTS, 0 to {MAX_SEED}: same seed, same "
+        "numbers (default 0)",
     )
 
 
@@ -145,7 +176,7 @@ def build_parser() -> Parser:
     specs = {
         "data": (
             "write a dataset as CSV (label column first when labels are known)",
-            "CSV file to write (default: standard output)",
+            "CSV file to write, a new path or a regular file (default, or -: standard output)",
             False,
         ),
         "em": (
@@ -263,7 +294,7 @@ def command_data(args: argparse.Namespace) -> int:
     """Write the dataset as CSV to --out or stdout."""
     dataset = load(args)
     text = to_csv(dataset)
-    if args.out is None:
+    if args.out is None or args.out == STDOUT:
         sys.stdout.write(text)
         return 0
     write_text_atomic(args.out, text)
@@ -328,6 +359,13 @@ def prepared(args: argparse.Namespace) -> tuple[Dataset, Settings, Path]:
     return dataset, settings, target
 
 
+def report_folder(target: Path) -> Any:
+    """The staging context for a report folder: only a folder that is one of ours is replaced."""
+    from analysis.report import REPORT_NAMES
+
+    return staged_folder(target, recognised=REPORT_NAMES, before_publish=check_not_interrupted)
+
+
 def sample_into(
     args: argparse.Namespace, dataset: Dataset, settings: Settings, staging: Path
 ) -> Any:
@@ -342,7 +380,7 @@ def sample_into(
 def command_sample(args: argparse.Namespace) -> int:
     """EM and NUTS; save the results (no report) into the folder."""
     dataset, settings, target = prepared(args)
-    with staged_folder(target) as staging:
+    with report_folder(target) as staging:
         results = sample_into(args, dataset, settings, staging)
     from analysis.compare import sampler_section
 
@@ -370,7 +408,7 @@ def command_report(args: argparse.Namespace) -> int:
     target = output_folder(args)
     results = load_results(target)
     quiet_libraries(args)
-    with staged_folder(target) as staging:
+    with report_folder(target) as staging:
         copy_results(target, staging)
         comparison = write_report(results, staging)
     return finish(args, target, comparison)
@@ -381,7 +419,7 @@ def command_compare(args: argparse.Namespace) -> int:
     from analysis.report import write_report
 
     dataset, settings, target = prepared(args)
-    with staged_folder(target) as staging:
+    with report_folder(target) as staging:
         results = sample_into(args, dataset, settings, staging)
         comparison = write_report(results, staging)
     return finish(args, target, comparison)
@@ -409,24 +447,153 @@ HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
 }
 
 
+def _handler(owner: int) -> Callable[[int, Any], None]:
+    """A signal handler for the process `owner`: ignore further interrupts and unwind.
+
+    A process forked from it (PyMC's samplers, the figure drawer) keeps the usual behaviour:
+    KeyboardInterrupt on SIGINT, death on SIGTERM.
+    """
+
+    def interrupt(signum: int, _frame: Any) -> None:
+        if os.getpid() != owner:
+            if signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        for other in INTERRUPTS:
+            signal.signal(other, signal.SIG_IGN)  # the clean-up must finish
+        RECEIVED.append(signum)
+        # Should a library swallow the exception (it happens while PyMC starts its workers),
+        # killing the workers makes the sampler fail, and the run unwinds all the same.
+        straggler = threading.Timer(STRAGGLER_GRACE, stop_children)
+        straggler.daemon = True
+        straggler.start()
+        raise Interrupted(signum)
+
+    return interrupt
+
+
+def _drop_swallowed_interrupts(unraisable: Any) -> None:
+    """sys.unraisablehook: an Interrupted that Python had to drop is not printed.
+
+    The handler raised it where Python cannot propagate it (a fork callback, when PyMC starts
+    its workers); it is recorded in RECEIVED and the run stops anyway (see `_handler`).
+    """
+    if not isinstance(unraisable.exc_value, Interrupted):
+        sys.__unraisablehook__(unraisable)
+
+
+PR_SET_PDEATHSIG = 1
+_DIE_WITH_PARENT: list[bool] = []
+
+
+def _die_with_parent() -> None:
+    """In a child forked by the command (Linux): be killed when its parent dies.
+
+    PyMC's forked workers hold both ends of their own pipes, so a worker whose parent was
+    killed (SIGKILL) would otherwise wait for orders forever.
+    """
+    import ctypes
+
+    ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() == 1:  # the parent died before the request was made
+        os._exit(1)
+
+
+def children_die_with_the_command() -> None:
+    """Register, once, the fork callback `_die_with_parent` (Linux only)."""
+    if sys.platform == "linux" and not _DIE_WITH_PARENT:
+        os.register_at_fork(after_in_child=_die_with_parent)
+        _DIE_WITH_PARENT.append(True)
+
+
+@contextmanager
+def interrupts_unwind() -> Iterator[None]:
+    """SIGINT and SIGTERM raise Interrupted while inside (main thread only); restored after."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    children_die_with_the_command()
+    handler = _handler(os.getpid())
+    previous = {signum: signal.signal(signum, handler) for signum in INTERRUPTS}
+    previous_hook, sys.unraisablehook = sys.unraisablehook, _drop_swallowed_interrupts
+    try:
+        yield
+    finally:
+        sys.unraisablehook = previous_hook
+        for signum, old in previous.items():
+            signal.signal(signum, old)
+
+
+def check_not_interrupted() -> None:
+    """Raise Interrupted if an interrupt arrived, even one a library caught and ignored."""
+    if RECEIVED:
+        raise Interrupted(RECEIVED[0])
+
+
+def stop_children() -> None:
+    """Kill the worker processes an interrupt left running (PyMC's samplers wait for orders).
+
+    Interrupted while starting them, PyMC never tells them to stop, and Python's exit would
+    wait for them forever.
+    """
+    import multiprocessing
+
+    for child in multiprocessing.active_children():
+        child.kill()
+        child.join(timeout=STRAGGLER_GRACE)
+
+
+def _show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: Any = None,
+    line: str | None = None,
+) -> None:
+    """warnings.showwarning for the command: one line on stderr, no source line."""
+    text = " ".join(str(message).split())
+    print(f"{PROG}: warning: {text} ({category.__name__})", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command; bad input is one line on stderr and exit status 2."""
     argv = sys.argv[1:] if argv is None else list(argv)
+    RECEIVED.clear()
     try:
-        args = parse(argv)
-        return args.handler(args)
+        with interrupts_unwind(), warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            args = parse(argv)
+            code = args.handler(args)
+        check_not_interrupted()
+        return code
     except SystemExit as done:  # --help
         return int(done.code or 0)
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted; nothing was written", file=sys.stderr)
-        return 130
-    except (UsageError, ValueError, TypeError, OSError) as error:
-        if os.environ.get("GMM_COMPARE_DEBUG"):
-            raise
-        message = " ".join(str(error).split()) or type(error).__name__
-        hint = " (see gmm-compare --help)" if isinstance(error, UsageError) else ""
-        print(f"{PROG}: error: {message}{hint}", file=sys.stderr)
-        return 2
+    except BaseException as stop:
+        if not (RECEIVED or isinstance(stop, KeyboardInterrupt | Interrupted)):
+            return failed(stop)
+        stop_children()
+        signum = RECEIVED[0] if RECEIVED else getattr(stop, "signum", signal.SIGINT)
+        print(
+            f"{PROG}: interrupted ({signal.Signals(signum).name}); nothing was written, "
+            "earlier outputs are unchanged",
+            file=sys.stderr,
+        )
+        return 128 + int(signum)
+
+
+def failed(error: BaseException) -> int:
+    """Bad input: one line on stderr and exit status 2; anything else is raised again."""
+    if not isinstance(error, UsageError | ValueError | TypeError | OSError) or os.environ.get(
+        "GMM_COMPARE_DEBUG"
+    ):
+        raise error
+    message = " ".join(str(error).split()) or type(error).__name__
+    hint = " (see gmm-compare --help)" if isinstance(error, UsageError) else ""
+    print(f"{PROG}: error: {message}{hint}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

@@ -246,16 +246,22 @@ def warnings_for(
     rows: list[dict[str, Any]],
     dataset: Dataset,
     n_components: int,
+    chains: int = 2,
 ) -> list[str]:
-    """What the report flags: sampler problems, EM runs that hit max_iter, unmatched K."""
+    """What the report flags: sampler problems, EM runs that hit max_iter, unmatched K.
+
+    With one chain R-hat cannot exist: the sampler's problem line says so, once.
+    """
     found = [f"sampler: {problem}" for problem in sampler["problems"]]
     if not sampler["ok"] and not sampler["problems"]:
         found.append("sampler: the diagnostics report a problem")
-    missing = [key for key, value in sampler.items() if value is None]
+    missing = [
+        key for key, value in sampler.items() if value is None and (chains > 1 or key != "max_rhat")
+    ]
     if missing:
         found.append(f"sampler: {', '.join(missing)} could not be computed (NaN)")
     undefined = [r["parameter"] for r in rows if r["r_hat"] is None and r["posterior_sd"] > 0]
-    if undefined:
+    if undefined and chains > 1:
         found.append(f"sampler: R-hat is undefined for {', '.join(undefined)}")
     for name, run in em["runs"].items():
         if not run["converged"]:
@@ -292,7 +298,9 @@ def compare(
         "accuracy": accuracy_section(dataset, fits, probabilities),
         "em": em,
         "sampler": sampler,
-        "warnings": warnings_for(em, sampler, rows, dataset, k),
+        "warnings": warnings_for(
+            em, sampler, rows, dataset, k, int(idata.posterior.sizes["chain"])
+        ),
     }
 
 

@@ -180,7 +180,7 @@ def read_csv(path: str | Path) -> Dataset:
     if not rows:
         raise ValueError(f"data file {str(path)!r} has no data rows")
     values = _parse_rows(path, rows, header)
-    label_index = _label_index(header)
+    label_index = _label_index(path, header)
     X = np.delete(values, label_index, axis=1) if label_index is not None else values
     if X.shape[1] < 1:
         raise ValueError(f"data file {str(path)!r} has no coordinate columns")
@@ -236,19 +236,35 @@ def _parse_rows(
     return values
 
 
-def _label_index(header: list[str] | None) -> int | None:
-    """The position of the `label` column in the header, if there is one."""
+def _label_index(path: Path, header: list[str] | None) -> int | None:
+    """The position of the `label` column in the header, if there is one (ValueError if two)."""
     if header is None:
         return None
-    names = [name.lower() for name in header]
-    return names.index(LABEL_COLUMN) if LABEL_COLUMN in names else None
+    found = [i for i, name in enumerate(header) if name.lower() == LABEL_COLUMN]
+    if len(found) > 1:
+        names = " and ".join(repr(header[i]) for i in found)
+        raise ValueError(
+            f"data file {str(path)!r} has {len(found)} label columns ({names}): a column named "
+            f"{LABEL_COLUMN!r} in any case holds the labels, so rename the others"
+        )
+    return found[0] if found else None
+
+
+MAX_LABEL = 2**53
+"""Whole numbers up to this size are exact in float64; larger labels could merge classes."""
 
 
 def _as_labels(path: Path, column: np.ndarray) -> np.ndarray:
     """Integer labels (n,) renumbered 0, 1, ... in sorted order of the values in the column."""
     if not np.all(column == np.round(column)):
         raise ValueError(f"data file {str(path)!r}: the label column must hold whole numbers")
-    _, labels = np.unique(column.astype(np.int64), return_inverse=True)
+    if np.max(np.abs(column)) >= MAX_LABEL:
+        raise ValueError(
+            f"data file {str(path)!r}: label values must be whole numbers smaller than 2**53 "
+            f"in size, got {np.max(np.abs(column)):.6g}; larger ones can merge in float64, so "
+            "renumber the labels (0, 1, 2, ...)"
+        )
+    _, labels = np.unique(column, return_inverse=True)
     return labels.astype(np.int64)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import sys
 from collections.abc import Callable
 from multiprocessing.connection import Connection
@@ -337,7 +338,15 @@ def plot_trace(idata: Any, out: Path) -> Path:
 
 
 def plot_rank(idata: Any, out: Path) -> Path:
-    """ArviZ rank (Δ-ECDF) plot of weights and means: flat lines mean the chains agree."""
+    """ArviZ rank (Δ-ECDF) plot of weights and means: flat lines mean the chains agree.
+
+    With a single chain there is nothing to compare: the figure says so.
+    """
+    if idata.posterior.sizes["chain"] < 2:
+        fig, ax = _new("Rank plots need two or more chains", (7.0, 2.0))
+        ax.axis("off")
+        ax.text(0.5, 0.5, "This run has one chain: run with --chains 2 or more.", ha="center")
+        return _save(fig, out / "rank.png")
     n_panels = sum(int(np.prod(idata.posterior[v].shape[2:])) for v in TRACE_VARIABLES)
     rows = int(np.ceil(n_panels / 4))
     pc = azp.plot_rank(
@@ -444,6 +453,9 @@ def _draw_beside_a_child(makers: dict[str, Callable[[], Path]]) -> None:
         for name in FIGURES:
             if name not in CHILD_FIGURES:
                 makers[name]()
+    except BaseException:
+        child.terminate()  # failed or interrupted here: the child's figures are not wanted
+        raise
     finally:
         try:
             message = receive.recv()
@@ -457,7 +469,13 @@ def _draw_beside_a_child(makers: dict[str, Callable[[], Path]]) -> None:
 def _draw_in_child(
     makers: dict[str, Callable[[], Path]], names: tuple[str, ...], send: Connection
 ) -> None:
-    """Draw the named figures (in the forked process); send the error's text if one fails."""
+    """Draw the named figures (in the forked process); send the error's text if one fails.
+
+    Interrupts are the parent's business (it terminates this process): the handlers inherited
+    by the fork are reset, so an interrupt does not print a second traceback from here.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     try:
         for name in names:
             makers[name]()

@@ -16,6 +16,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from analysis.compare import Settings, compare, membership_probabilities
 from analysis.datasets import Dataset, read_csv, to_csv
 from analysis.files import dumps
@@ -26,6 +28,8 @@ POSTERIOR_FILE = "posterior.nc"
 EM_FILE = "em.json"
 DATA_FILE = "data.csv"
 SAVED_FILES = (POSTERIOR_FILE, EM_FILE, DATA_FILE)
+REPORT_NAMES = frozenset({*SAVED_FILES, "comparison.json", "summary.md", "index.html", "figures"})
+"""What a report folder holds: one written before folders carried a manifest is known by it."""
 SIGMA = "\N{GREEK SMALL LETTER SIGMA}"
 DASH = "\N{EN DASH}"  # an unknown value in a table
 TIMES = "\N{MULTIPLICATION SIGN}"
@@ -113,10 +117,25 @@ def em_document(dataset: Dataset, fits: EMFits, settings: Settings) -> dict[str,
     }
 
 
+def check_complete(idata: Any, settings: Settings) -> None:
+    """ValueError unless the posterior has every chain and draw the settings asked for.
+
+    PyMC returns the draws made so far when its sampling loop is interrupted; such a truncated
+    posterior must never be saved as if it were the run that was asked for.
+    """
+    chains, draws = (int(idata.posterior.sizes[dim]) for dim in ("chain", "draw"))
+    if (chains, draws) != (settings.chains, settings.draws):
+        raise ValueError(
+            f"the sampler returned {chains} chains of {draws} draws, not the {settings.chains} "
+            f"of {settings.draws} asked for (was it interrupted?); nothing was written"
+        )
+
+
 def save_results(results: Results, folder: Path) -> None:
-    """Write posterior.nc, em.json and data.csv into folder."""
+    """Write posterior.nc, em.json and data.csv into folder (a complete posterior only)."""
     from models import save_posterior
 
+    check_complete(results.idata, results.settings)
     (folder / DATA_FILE).write_text(to_csv(results.dataset), encoding="utf-8")
     document = em_document(results.dataset, results.fits, results.settings)
     (folder / EM_FILE).write_text(dumps(document), encoding="utf-8")
@@ -152,7 +171,39 @@ def load_results(folder: Path) -> Results:
         idata = load_posterior(folder / POSTERIOR_FILE)
     except (OSError, ValueError) as error:
         raise ValueError(f"cannot read {str(folder / POSTERIOR_FILE)!r}: {error}") from None
-    return Results(dataset, fits, idata, settings)
+    results = Results(dataset, fits, idata, settings)
+    check_consistent(results, folder)
+    return results
+
+
+def check_consistent(results: Results, folder: Path) -> None:
+    """ValueError naming the mismatch unless data.csv, em.json and posterior.nc belong together."""
+    from models import OBSERVED
+
+    posterior = results.idata.posterior
+    k_post, d_post = (int(posterior.sizes[dim]) for dim in ("component", "dim"))
+    fits = {name: run.parameters for name, run in results.fits.runs.items()}
+    n, d = results.dataset.X.shape
+    problems = [
+        f"{EM_FILE} run {name!r} has K = {p.n_components}, D = {p.n_features}"
+        for name, p in fits.items()
+        if (p.n_components, p.n_features) != (k_post, d_post)
+    ]
+    if results.settings.n_components != k_post:
+        problems.append(f"{EM_FILE} settings have K = {results.settings.n_components}")
+    if d != d_post:
+        problems.append(f"{DATA_FILE} has D = {d}")
+    if "observed_data" in results.idata.children:
+        observed = np.asarray(results.idata.observed_data[OBSERVED])
+        if observed.shape != (n, d):
+            problems.append(f"{DATA_FILE} has {n} points of D = {d}, not {observed.shape[0]}")
+        elif not np.array_equal(observed, results.dataset.X):
+            problems.append(f"{DATA_FILE} holds other points than the ones sampled on")
+    if problems:
+        raise ValueError(
+            f"the saved results in {str(folder)!r} do not belong together: {POSTERIOR_FILE} "
+            f"has K = {k_post}, D = {d_post}, but " + "; ".join(problems)
+        )
 
 
 def _dataset_from(values: dict[str, Any], data: Dataset) -> Dataset:

@@ -15,6 +15,9 @@ DIAGNOSED_VARIABLES = ("weights", "means", "covariances")
 
 MAX_RHAT = 1.01
 MIN_ESS = 400
+ONE_CHAIN = (
+    "R-hat cannot be computed from a single chain: sample 2 or more chains to check convergence"
+)
 
 
 @dataclass(frozen=True)
@@ -24,7 +27,8 @@ class Diagnostics:
     A run is flagged for any divergence, any R-hat above `MAX_RHAT` or any bulk or tail ESS below
     `MIN_ESS` among the scalars of weights, means and covariances. Timings are in seconds.
     `relabelled_draws` counts draws that had to be permuted to the reference labelling;
-    `mass_matrix` is the NUTS mass matrix adapted while tuning ("full" or "diag").
+    `mass_matrix` is the NUTS mass matrix adapted while tuning ("full" or "diag"). With one
+    chain R-hat is NaN (it compares chains) and `problems` says so.
     """
 
     divergences: int
@@ -53,16 +57,20 @@ def diagnose(idata: DataTree) -> Diagnostics:
     posterior = idata.posterior.to_dataset()[list(DIAGNOSED_VARIABLES)]
     n_draws = posterior.sizes["chain"] * posterior.sizes["draw"]
     divergences = int(idata.sample_stats["diverging"].sum())
-    rhat = azs.rhat(posterior)
     ess_bulk = azs.ess(posterior, method="bulk")
     ess_tail = azs.ess(posterior, method="tail")
-    max_rhat, worst_rhat = extreme_scalar(rhat, largest=True)
+    one_chain = posterior.sizes["chain"] < 2
+    max_rhat, worst_rhat = (
+        (math.nan, "") if one_chain else extreme_scalar(azs.rhat(posterior), largest=True)
+    )
     min_bulk, worst_bulk = extreme_scalar(ess_bulk, largest=False)
     min_tail, worst_tail = extreme_scalar(ess_tail, largest=False)
     problems = []
     if divergences > 0:
         problems.append(f"{divergences} divergent transitions in {n_draws} draws")
-    if not max_rhat <= MAX_RHAT:
+    if one_chain:
+        problems.append(ONE_CHAIN)
+    elif not max_rhat <= MAX_RHAT:
         problems.append(f"R-hat {max_rhat:.4f} > {MAX_RHAT} for {worst_rhat}")
     if not min_bulk >= MIN_ESS:
         problems.append(f"bulk ESS {min_bulk:.0f} < {MIN_ESS} for {worst_bulk}")

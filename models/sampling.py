@@ -107,6 +107,7 @@ def sample_posterior(
             compute_convergence_checks=False,
             compile_kwargs=compile_kwargs,
         )
+    _check_complete(idata, chains, draws)
     posterior, relabelled = relabel_posterior(idata.posterior.to_dataset(), parameters)
     posterior.attrs.update(
         compile_seconds=compile_seconds,
@@ -161,6 +162,19 @@ def _add_predictions(
         compile_kwargs={"mode": PREDICTIVE_MODE},
     )
     return idata
+
+
+def _check_complete(idata: DataTree, chains: int, draws: int) -> None:
+    """Raise KeyboardInterrupt again if PyMC returned fewer chains or draws than asked for.
+
+    PyMC's sampling loops catch KeyboardInterrupt and return the draws made so far; a
+    truncated posterior must never pass for the one that was asked for.
+    """
+    got = (int(idata.posterior.sizes["chain"]), int(idata.posterior.sizes["draw"]))
+    if got != (chains, draws):
+        raise KeyboardInterrupt(
+            f"sampling was interrupted: {got[0]} chains of {got[1]} draws, not {chains} of {draws}"
+        )
 
 
 def _check_int(name: str, value: Any, minimum: int) -> int:

@@ -1,36 +1,69 @@
-"""Saving and loading a posterior DataTree as one netCDF-4 file, without loss."""
+"""Saving and loading a posterior DataTree as one netCDF-4 file, without loss.
+
+`write_atomically` is the project's one way to write a file: the content goes to a temporary
+file beside the target, gets the permissions a plainly created file would have, and is renamed
+over the target, so a failed or interrupted write leaves any earlier file intact. The analysis
+package writes its files through it too (models cannot import analysis; analysis may use models).
+This module imports xarray only when a posterior is read or written, so that writing a text
+file does not pay for it.
+"""
 
 from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import xarray as xr
-from xarray import DataTree
+if TYPE_CHECKING:
+    from xarray import DataTree
 
 
-def save_posterior(idata: DataTree, path: str | os.PathLike[str]) -> Path:
-    """Write idata to the netCDF file `path` and return the path.
+def current_umask() -> int:
+    """The process's file-creation mask (read by setting and restoring it)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
-    The file is written next to `path` under a temporary name and renamed into place, so a
-    failed write leaves any earlier file intact. netCDF-4 (groups) needs h5netcdf or netCDF4.
+
+def usual_mode(is_folder: bool) -> int:
+    """The permissions a new folder or file gets from open() and mkdir(), after the umask."""
+    return (0o777 if is_folder else 0o666) & ~current_umask()
+
+
+def write_atomically(path: str | os.PathLike[str], write: Callable[[Path], None]) -> Path:
+    """Call write(temporary) on a fresh path beside `path`, then rename it over `path`.
+
+    The temporary file (mkstemp's, private) is given the usual permissions before the rename,
+    whatever the writer did to it; on any failure or interrupt it is removed and `path` is
+    untouched. Returns `path` as a Path.
     """
     target = Path(path)
-    handle, temporary = tempfile.mkstemp(
-        prefix=f".{target.name}.", suffix=".tmp", dir=target.parent
-    )
+    handle, name = tempfile.mkstemp(prefix=f".{target.name}.partial-", dir=target.parent)
     os.close(handle)
+    temporary = Path(name)
     try:
-        idata.to_netcdf(temporary)
+        write(temporary)
+        temporary.chmod(usual_mode(False))
         os.replace(temporary, target)
     except BaseException:
-        Path(temporary).unlink(missing_ok=True)
+        temporary.unlink(missing_ok=True)
         raise
     return target
 
 
+def save_posterior(idata: DataTree, path: str | os.PathLike[str]) -> Path:
+    """Write idata to the netCDF file `path` (atomically, see `write_atomically`); the path.
+
+    netCDF-4 (groups) needs h5netcdf or netCDF4.
+    """
+    return write_atomically(path, idata.to_netcdf)
+
+
 def load_posterior(path: str | os.PathLike[str]) -> DataTree:
     """Read a DataTree written by `save_posterior` fully into memory (the file is closed)."""
+    import xarray as xr
+
     with xr.open_datatree(path) as tree:
         return tree.load()

@@ -119,3 +119,22 @@ def test_binary_file_is_a_value_error(tmp_path):
     path.write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe\x00")
     with pytest.raises(ValueError, match="not a text CSV"):
         read_csv(path)
+
+
+def test_labels_are_kept_apart_exactly_or_refused(tmp_path):
+    # Before: 1e19 and 2e19 both became int64's minimum, one class; now refused, while large
+    # labels that float64 holds exactly stay distinct.
+    path = tmp_path / "big.csv"
+    path.write_text("label,x\n1e19,0.5\n2e19,1.5\n")
+    with pytest.raises(ValueError, match=r"smaller than 2\*\*53"):
+        read_csv(path)
+    path.write_text(f"label,x\n{2**52},0.5\n{2**52 + 1},1.5\n{2**52},2.5\n")
+    assert read_csv(path).labels.tolist() == [0, 1, 0]
+
+
+def test_a_second_label_column_in_another_case_is_refused(tmp_path):
+    # Before: the column named 'Label' silently became a coordinate.
+    path = tmp_path / "two.csv"
+    path.write_text("Label,x,label\n0,0.5,1\n1,1.5,0\n")
+    with pytest.raises(ValueError, match=r"2 label columns \('Label' and 'label'\)"):
+        read_csv(path)

@@ -215,3 +215,22 @@ def test_figures_drawn_in_one_process_are_the_same_files(seed_results, tmp_path,
     for name in figures.FIGURES:
         assert forked[name].stat().st_size > 10_000
         assert alone[name].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_truncated_posterior_is_never_passed_on_or_saved(tmp_path):
+    # PyMC returns the draws made so far when interrupted; before, they were published as the
+    # run that was asked for.
+    import xarray as xr
+
+    from analysis.compare import Settings
+    from analysis.report import check_complete
+    from models.sampling import _check_complete
+
+    draws = xr.Dataset({"weights": (("chain", "draw"), np.zeros((2, 40)))})
+    truncated = xr.DataTree.from_dict({"posterior": draws})
+    with pytest.raises(KeyboardInterrupt, match="2 chains of 40 draws, not 2 of 100"):
+        _check_complete(truncated, 2, 100)
+    _check_complete(truncated, 2, 40)
+    settings = Settings(n_components=3, seed=0, draws=100, tune=100, chains=2)
+    with pytest.raises(ValueError, match="2 chains of 40 draws, not the 2 of 100 asked for"):
+        check_complete(truncated, settings)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 import subprocess
 import sys
 
@@ -11,6 +13,7 @@ import pytest
 
 from analysis.cli import main
 from analysis.datasets import load_dataset, read_csv
+from analysis.files import write_manifest
 from em_reference import seed7907
 
 
@@ -88,6 +91,7 @@ def existing_report(tmp_path):
     folder.mkdir(parents=True)
     (folder / "index.html").write_text("<p>good report</p>")
     (folder / "comparison.json").write_text("{}")
+    write_manifest(folder)
     return folder
 
 
@@ -123,7 +127,35 @@ BAD_INPUTS = {
     "name and file": (lambda t: ["seed42", "--data", t / "x.csv"], "not both"),
     "bad draws": (lambda t: ["--draws", "-5"], "--draws: must be at least 1"),
     "unknown option": (lambda t: ["--colour", "red"], "unrecognized arguments: --colour"),
+    "negative seed": (lambda t: ["--seed", "-1"], "--seed: must be between 0 and 4294967295"),
+    "seed beyond 64 bits": (
+        lambda t: ["--seed", str(2**64)],
+        "--seed: must be between 0 and 4294967295, got 18446744073709551616",
+    ),
+    "labels beyond int64": (
+        lambda t: ["--data", _write(t, "big.csv", "label,x\n1e19,0.5\n2e19,1.5\n1e19,2.5\n")],
+        "label values must be whole numbers smaller than 2**53",
+    ),
+    "two label columns": (
+        lambda t: ["--data", _write(t, "two.csv", "label,x,Label\n0,0.5,1\n1,1.5,0\n")],
+        "has 2 label columns ('label' and 'Label')",
+    ),
+    "values near 1e300": (
+        lambda t: ["--data", _scaled(t, 1e300)],
+        "values as large as 8.85e+300, too large for float64 arithmetic",
+    ),
+    "values near 1e-300": (
+        lambda t: ["--data", _scaled(t, 1e-300)],
+        "column 1 varies too little (standard deviation 2.62e-300, variance below 0.0001)",
+    ),
 }
+
+
+def _scaled(tmp_path, factor):
+    """seed42's points times factor, as a CSV."""
+    path = tmp_path / "scaled.csv"
+    np.savetxt(path, load_dataset("seed42").X * factor, delimiter=",")
+    return path
 
 
 @pytest.mark.parametrize("case", list(BAD_INPUTS))
@@ -142,6 +174,75 @@ def test_bad_input_is_one_line_exit_2_and_the_report_survives(
     assert result.stdout == ""
     assert _snapshot(existing_report) == before
     assert [p.name for p in existing_report.parent.iterdir()] == ["old"]  # no partial folder
+
+
+@pytest.mark.parametrize("subcommand", ["sample", "compare"])
+def test_a_folder_that_is_not_a_report_is_refused_before_any_work(
+    tmp_path, subcommand, monkeypatch, capsys
+):
+    # Before: `--out mine` emptied the folder (`--out ~` would have emptied a home folder).
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "t.txt").write_text("keep")
+    monkeypatch.setattr("analysis.report.run_em", pytest.fail)
+    assert main([subcommand, "seed42", "--out", str(mine)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"gmm-compare: error: output folder '{mine}' is not a gmm-compare report")
+    assert "(no gmm-compare-manifest.json; it holds t.txt)" in err and err.count("\n") == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["mine"]
+    assert (mine / "t.txt").read_text() == "keep"
+
+
+@pytest.mark.parametrize("out", [".", "..", "/"])
+def test_the_working_folder_or_the_root_is_refused_before_any_work(
+    tmp_path, out, monkeypatch, capsys
+):
+    # Before: `--out .` sampled for minutes, failed with a raw errno message and left an
+    # `..old-*` folder behind.
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    monkeypatch.setattr("analysis.report.run_em", pytest.fail)
+    assert main(["sample", "seed42", "--out", out]) == 2
+    err = capsys.readouterr().err
+    assert f"output folder '{out}' is the current folder, one containing it or the root" in err
+    assert list(work.iterdir()) == [] and [p.name for p in tmp_path.iterdir()] == ["work"]
+
+
+def test_data_writes_only_to_a_regular_file_or_a_new_path(tmp_path, capsys):
+    # Before: os.replace put a regular file in the place of a FIFO (or of /dev/null, as root).
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    assert main(["data", "seed42", "--out", str(fifo)]) == 2
+    assert "is not a regular file (a device, FIFO or socket)" in capsys.readouterr().err
+    assert stat.S_ISFIFO(fifo.lstat().st_mode)
+    assert main(["data", "seed42", "--out", str(tmp_path)]) == 2
+    assert "is a folder" in capsys.readouterr().err
+    # A symlink to a file is followed: the file gets the data, the link stays a link.
+    real = tmp_path / "real.csv"
+    real.write_text("old")
+    link = tmp_path / "link.csv"
+    link.symlink_to(real)
+    assert main(["data", "seed42", "--out", str(link), "--quiet"]) == 0
+    assert link.is_symlink()
+    assert np.array_equal(read_csv(real).X, load_dataset("seed42").X)
+    # - is standard output.
+    assert main(["data", "seed42", "--out", "-"]) == 0
+    assert capsys.readouterr().out.startswith("label,x1,x2\n0,")
+    assert not (tmp_path / "-").exists()
+
+
+def test_warnings_are_one_line_each_on_stderr(tmp_path, run_gmm_compare):
+    # Before: EM stopped at max_iter silently. Unstructured data make k-means++ EM slow.
+    path = tmp_path / "blob.csv"
+    np.savetxt(path, np.random.default_rng(0).normal(size=(300, 2)), delimiter=",")
+    result = run_gmm_compare("em", "--data", path, "-k", "3", "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines() == [
+        line for line in result.stderr.splitlines() if line.startswith("gmm-compare: warning: ")
+    ]
+    assert "gmm-compare: warning: EM stopped at max_iter=100 before converging" in result.stderr
+    assert result.stderr.rstrip().endswith("(ConvergenceWarning)")
 
 
 def test_unwritable_output_folder_is_one_line_exit_2(tmp_path, run_gmm_compare):

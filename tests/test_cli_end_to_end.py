@@ -17,6 +17,7 @@ from em_reference import sample_mixture, seed7907
 pytestmark = pytest.mark.sampling
 
 REPORT_FILES = {
+    "gmm-compare-manifest.json",
     "index.html",
     "summary.md",
     "comparison.json",
@@ -132,3 +133,50 @@ def test_a_3d_csv_with_two_components_runs_end_to_end(tmp_path, run_gmm_compare)
     assert np.allclose(means, [[0, 0, 0], [4, 4, -3]], atol=0.4)
     summary = (out / "summary.md").read_text()
     assert "True labels are unknown for this dataset" in summary
+
+
+def test_report_refuses_saved_pieces_that_do_not_belong_together(
+    seed_report_run, tmp_path, run_gmm_compare
+):
+    # Before: data.csv from other data crashed with an IndexError traceback, and an em.json
+    # with another K was accepted.
+    folder, _ = seed_report_run
+    other_data = tmp_path / "other_data"
+    shutil.copytree(folder, other_data)
+    assert run_gmm_compare("data", "seed42", "--out", other_data / "data.csv").returncode == 0
+    other_k = tmp_path / "other_k"
+    shutil.copytree(folder, other_k)
+    em = run_gmm_compare("em", "-k", "2", "--json")
+    (other_k / "em.json").write_text(em.stdout)
+    for copy, mismatch in (
+        (other_data, "data.csv has 300 points of D = 2, not 500"),
+        (other_k, "em.json run 'initial' has K = 2"),
+    ):
+        before = sorted((p.name, p.stat().st_mtime_ns) for p in copy.iterdir())
+        result = run_gmm_compare("report", "--out", copy)
+        assert result.returncode == 2, result.stderr
+        lines = result.stderr.splitlines()
+        assert len(lines) == 1 and "Traceback" not in result.stderr
+        assert "do not belong together: posterior.nc has K = 3, D = 2, but" in lines[0]
+        assert mismatch in lines[0] or mismatch.replace("initial", "restarts") in lines[0]
+        assert sorted((p.name, p.stat().st_mtime_ns) for p in copy.iterdir()) == before
+
+
+def test_one_chain_works_and_the_banner_says_why_r_hat_is_missing(tmp_path, run_gmm_compare):
+    # Before: a traceback after sampling (the rank plot needs two chains).
+    out = tmp_path / "one"
+    result = run_gmm_compare(
+        "seed42", "--draws", "100", "--tune", "100", "--chains", "1", "--out", out, "-q"
+    )
+    assert result.returncode == 0, result.stderr
+    saved = json.loads((out / "comparison.json").read_text())
+    assert all(row["r_hat"] is None for row in saved["parameters"])
+    assert saved["sampler"]["max_rhat"] is None
+    one_chain = [w for w in saved["warnings"] if "single chain" in w]
+    assert one_chain == [
+        "sampler: R-hat cannot be computed from a single chain: sample 2 or more chains to "
+        "check convergence"
+    ]
+    assert not [w for w in saved["warnings"] if "R-hat is undefined" in w or "max_rhat" in w]
+    assert "single chain" in (out / "index.html").read_text()
+    assert (out / "figures" / "rank.png").is_file()
