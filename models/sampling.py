@@ -17,6 +17,7 @@ from em_reference import GaussianMixtureEM, MixtureParameters
 from models.labels import relabel_posterior
 from models.mixture import as_parameters, check_compatible, observed_data
 from models.nuts_setup import choose_mass_matrix, nuts_step
+from models.predictions import log_likelihood_group, predictive_group
 
 BACKEND: str | None = None
 """PyTensor backend for NUTS; None is PyTensor's default, Numba.
@@ -27,9 +28,6 @@ though its draws were bitwise identical whether freshly compiled or cached. With
 load the compiled function from the cache repeat exactly; the run that first compiles it (a new
 machine or cache) was seen to give different draws.
 """
-
-PREDICTIVE_MODE = "FAST_COMPILE"
-"""PyTensor mode for the posterior predictive draws (see `_add_predictions`)."""
 
 REFERENCE_RESTARTS = 10
 """k-means++ restarts of the EM fit made when no reference is given."""
@@ -53,9 +51,11 @@ def sample_posterior(
     """Sample the model with NUTS; the DataTree of draws, log-likelihoods and predictions.
 
     Groups: posterior (weights, means, covariances and the free variables, in the reference's
-    component order), sample_stats, observed_data, log_likelihood (pointwise, for LOO) and
-    posterior_predictive. `reference` (a fitted GaussianMixtureEM, MixtureParameters or mapping)
-    fixes the labelling; without one, EM is fitted with k-means++ restarts seeded by random_seed.
+    component order), sample_stats, observed_data, log_likelihood (pointwise, every draw, for
+    LOO) and posterior_predictive (`models.predictions.PREDICTIVE_DRAWS` evenly spaced draws per
+    chain), the last two in float32 (`models.predictions.STORED_DTYPE`). `reference` (a fitted
+    GaussianMixtureEM, MixtureParameters or mapping) fixes the labelling; without one, EM is
+    fitted with k-means++ restarts seeded by random_seed.
     Every chain starts near the reference, at a draw from the Laplace approximation there (see
     `models.nuts_setup`).
 
@@ -72,8 +72,8 @@ def sample_posterior(
     `backend` ("numba", "c", ...) is PyTensor's default, Numba, when None (see `BACKEND`).
     `mass_matrix` "full" or "diag" chooses the adapted NUTS mass matrix; None means "full" up to
     `models.nuts_setup.DENSE_MAX_SIZE` free parameters, "diag" beyond (recorded as `mass_matrix`).
-    `predictions=False` leaves out the log_likelihood and posterior_predictive groups (about 2 s
-    on seed-7907; the report needs them).
+    `predictions=False` leaves out the log_likelihood and posterior_predictive groups (the
+    report needs them).
     """
     draws = _check_int("draws", draws, 1)
     tune = _check_int("tune", tune, 0)
@@ -119,7 +119,7 @@ def sample_posterior(
     idata["posterior"] = posterior
     if not predictions:
         return idata
-    return _add_predictions(idata, model, random_seed, progressbar, compile_kwargs)
+    return _add_predictions(idata, random_seed)
 
 
 def reference_parameters(model: pm.Model, reference: Any, random_seed: int) -> MixtureParameters:
@@ -134,32 +134,17 @@ def reference_parameters(model: pm.Model, reference: Any, random_seed: int) -> M
     return parameters
 
 
-def _add_predictions(
-    idata: DataTree,
-    model: pm.Model,
-    random_seed: int,
-    progressbar: bool,
-    compile_kwargs: dict[str, Any],
-) -> DataTree:
-    """Add the pointwise log_likelihood and posterior_predictive groups to idata."""
-    pm.compute_log_likelihood(
-        idata,
-        model=model,
-        extend_inferencedata=True,
-        progressbar=False,
-        compile_kwargs=compile_kwargs,
-    )
-    pm.sample_posterior_predictive(
-        idata,
-        model=model,
-        random_seed=np.random.default_rng([random_seed, 1]),  # a stream of its own
-        extend_inferencedata=True,
-        progressbar=progressbar,
-        # The draws come from `mixture_random`, plain NumPy, which a compiled backend can only
-        # wrap (Numba in object mode): the quickest-to-build mode gives the same draws, ~1 s
-        # sooner on seed-7907.
-        compile_kwargs={"mode": PREDICTIVE_MODE},
-    )
+def _add_predictions(idata: DataTree, random_seed: int) -> DataTree:
+    """Add the log_likelihood (every draw) and posterior_predictive (thinned) groups to idata.
+
+    Both are computed in NumPy from the posterior draws (see `models.predictions`), the
+    predictive draws from a random stream of their own.
+    """
+    posterior = idata.posterior.to_dataset()
+    observed = idata.observed_data.to_dataset()
+    idata["log_likelihood"] = log_likelihood_group(posterior, observed)
+    rng = np.random.default_rng([random_seed, 1])
+    idata["posterior_predictive"] = predictive_group(posterior, observed, rng)
     return idata
 
 
