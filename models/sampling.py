@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import os
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pymc as pm
+import pytensor
+from pymc.backends.ndarray import NDArray
 from pymc.pytensorf import resolve_backend_compile_kwargs
 from pytensor.compile.mode import get_mode
 from threadpoolctl import threadpool_limits
@@ -28,6 +32,12 @@ though its draws were bitwise identical whether freshly compiled or cached. With
 load the compiled function from the cache repeat exactly; the run that first compiles it (a new
 machine or cache) was seen to give different draws.
 """
+
+FIRST_COMPILE_NOTICE = (
+    "Compiling the model's log density and gradient with Numba: a one-off wait of a few minutes "
+    "on a new machine or compile cache; later runs load it from the cache."
+)
+"""One line on stderr before a set-up that compiles from an empty Numba cache."""
 
 REFERENCE_RESTARTS = 10
 """k-means++ restarts of the EM fit made when no reference is given."""
@@ -59,8 +69,8 @@ def sample_posterior(
     Every chain starts near the reference, at a draw from the Laplace approximation there (see
     `models.nuts_setup`).
 
-    The posterior attrs record `compile_seconds` (building NUTS: the logp and gradient compile
-    and the starts),
+    The posterior attrs record `compile_seconds` (building NUTS: the logp and gradient compile,
+    the starts and the function that records each draw),
     `sampling_seconds` (PyMC's time for the tuning and drawing loop), `relabelled_draws` (draws
     that had to be permuted to the reference labelling; 0 means no label switching),
     `random_seed` and `backend`. The same random_seed gives the same draws, whatever `cores`.
@@ -87,10 +97,13 @@ def sample_posterior(
     chain_rngs = np.random.default_rng(random_seed).spawn(chains)
     chain_seeds = [int(rng.integers(2**30)) for rng in chain_rngs]
 
+    if progressbar and numba_cache_is_empty():
+        print(FIRST_COMPILE_NOTICE, file=sys.stderr, flush=True)
     started = time.perf_counter()
     starts, step = nuts_step(
         model, parameters, chain_seeds, mass_matrix, compile_kwargs, target_accept
     )
+    trace = SharedFunctionTrace(model=model, test_point=starts[0])
     compile_seconds = time.perf_counter() - started
 
     with threadpool_limits(limits=1 if cores > 1 else None, user_api="blas"):
@@ -101,6 +114,7 @@ def sample_posterior(
             cores=cores,
             step=step,
             initvals=starts,
+            trace=trace,
             random_seed=random_seed,
             progressbar=progressbar,
             model=model,
@@ -120,6 +134,30 @@ def sample_posterior(
     if not predictions:
         return idata
     return _add_predictions(idata, random_seed)
+
+
+class SharedFunctionTrace(NDArray):
+    """PyMC's in-memory trace, whose per-chain copies share one compiled recording function.
+
+    `pm.sample` otherwise compiles the function that turns each draw's value variables into the
+    recorded ones (weights, covariances, ...) once per chain, although it is the same function;
+    the copy it makes of a `trace` argument shares the sample arrays, so copies are made here.
+    """
+
+    def __copy__(self) -> NDArray:
+        return NDArray(
+            model=self.model,
+            vars=self.vars,
+            fn=self.fn,
+            var_shapes=self.var_shapes,
+            var_dtypes=self.var_dtypes,
+        )
+
+
+def numba_cache_is_empty() -> bool:
+    """True when PyTensor's Numba cache (under its base compile folder) has no function yet."""
+    folder = Path(pytensor.config.base_compiledir) / "numba"
+    return next(folder.glob("*.nbi"), None) is None
 
 
 def reference_parameters(model: pm.Model, reference: Any, random_seed: int) -> MixtureParameters:
