@@ -154,9 +154,9 @@ class SharedFunctionTrace(NDArray):
         )
 
 
-def numba_cache_is_empty() -> bool:
-    """True when PyTensor's Numba cache (under its base compile folder) has no function yet."""
-    folder = Path(pytensor.config.base_compiledir) / "numba"
+def numba_cache_is_empty(folder: Path | None = None) -> bool:
+    """True when a Numba cache folder (default: PyTensor's) holds no compiled function yet."""
+    folder = Path(pytensor.config.base_compiledir) / "numba" if folder is None else folder
     return next(folder.glob("*.nbi"), None) is None
 
 

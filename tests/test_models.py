@@ -6,6 +6,8 @@ session's `seed_posterior` (4 chains x 1000 draws on seed-7907), sampled once.
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pymc as pm
 import pytest
@@ -25,8 +27,9 @@ from models import (
     sample_posterior,
     save_posterior,
 )
-from models.mixture import mixture_random
+from models.mixture import mixture_random, value_point
 from models.predictions import PREDICTIVE_DRAWS
+from models.sampling import SharedFunctionTrace, numba_cache_is_empty
 
 COMPARED = ("weights", "means", "covariances")
 
@@ -257,6 +260,22 @@ def test_bad_sampler_settings_are_value_errors(seed_model, seed_em, argument, va
 def test_bad_mass_matrix_is_a_value_error(seed_model, seed_em):
     with pytest.raises(ValueError, match="mass_matrix must be one of"):
         sample_posterior(seed_model, reference=seed_em, mass_matrix="dense")
+
+
+def test_chains_share_the_recording_function_not_the_draws(seed_model, seed_em):
+    start = value_point(seed_model, seed_em)
+    trace = SharedFunctionTrace(model=seed_model, test_point=start)
+    first, second = copy.copy(trace), copy.copy(trace)
+    for chain, copied in enumerate((first, second)):
+        copied.setup(draws=2, chain=chain)
+    assert first.fn is second.fn is trace.fn
+    assert first.samples["means"] is not second.samples["means"]
+
+
+def test_an_empty_numba_cache_is_told_apart(tmp_path):
+    assert numba_cache_is_empty(tmp_path)
+    (tmp_path / "function-key.py312.nbi").write_bytes(b"")
+    assert not numba_cache_is_empty(tmp_path)
 
 
 # ---------------------------------------------------------------------------------------------
