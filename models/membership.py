@@ -10,6 +10,7 @@ from xarray import DataTree
 
 from em_reference.likelihood import log_sum_exp_rows, log_weighted_densities, precisions_cholesky
 from models.mixture import OBSERVED
+from models.predictions import component_arrays, mean_responsibilities
 
 
 @dataclass(frozen=True)
@@ -44,22 +45,10 @@ class Membership:
 def posterior_membership(idata: DataTree) -> Membership:
     """Membership of each observed point, from the posterior draws and observed_data of idata."""
     X = np.asarray(idata.observed_data[OBSERVED].values, dtype=np.float64)
-    weights, means, covariances = posterior_draws(idata)
-    probabilities = np.zeros((X.shape[0], weights.shape[1]))
-    for w, mu, cov in zip(weights, means, covariances, strict=True):
-        probabilities += responsibilities(X, w, mu, cov)
-    probabilities /= weights.shape[0]
+    draws = component_arrays(idata.posterior.to_dataset())
+    probabilities = mean_responsibilities(X, *draws)
     labels = np.argmax(probabilities, axis=1)
     return Membership(probabilities, labels, probabilities[np.arange(X.shape[0]), labels])
-
-
-def posterior_draws(idata: DataTree) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Weights (S, K), means (S, K, D), covariances (S, K, D, D) over all S = chains x draws."""
-    posterior = idata.posterior.to_dataset().stack(sample=("chain", "draw"))
-    weights = posterior["weights"].transpose("sample", "component").values
-    means = posterior["means"].transpose("sample", "component", "dim").values
-    covariances = posterior["covariances"].transpose("sample", "component", "dim", "dim_bis")
-    return weights, means, covariances.values
 
 
 def responsibilities(

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import os
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pymc as pm
+import pytensor
+from pymc.backends.ndarray import NDArray
 from pymc.pytensorf import resolve_backend_compile_kwargs
 from pytensor.compile.mode import get_mode
 from threadpoolctl import threadpool_limits
@@ -17,6 +21,7 @@ from em_reference import GaussianMixtureEM, MixtureParameters
 from models.labels import relabel_posterior
 from models.mixture import as_parameters, check_compatible, observed_data
 from models.nuts_setup import choose_mass_matrix, nuts_step
+from models.predictions import log_likelihood_group, predictive_group
 
 BACKEND: str | None = None
 """PyTensor backend for NUTS; None is PyTensor's default, Numba.
@@ -28,8 +33,11 @@ load the compiled function from the cache repeat exactly; the run that first com
 machine or cache) was seen to give different draws.
 """
 
-PREDICTIVE_MODE = "FAST_COMPILE"
-"""PyTensor mode for the posterior predictive draws (see `_add_predictions`)."""
+FIRST_COMPILE_NOTICE = (
+    "Compiling the model's log density and gradient with Numba: a one-off wait of a few minutes "
+    "on a new machine or compile cache; later runs load it from the cache."
+)
+"""One line on stderr before a set-up that compiles from an empty Numba cache."""
 
 REFERENCE_RESTARTS = 10
 """k-means++ restarts of the EM fit made when no reference is given."""
@@ -53,14 +61,16 @@ def sample_posterior(
     """Sample the model with NUTS; the DataTree of draws, log-likelihoods and predictions.
 
     Groups: posterior (weights, means, covariances and the free variables, in the reference's
-    component order), sample_stats, observed_data, log_likelihood (pointwise, for LOO) and
-    posterior_predictive. `reference` (a fitted GaussianMixtureEM, MixtureParameters or mapping)
-    fixes the labelling; without one, EM is fitted with k-means++ restarts seeded by random_seed.
+    component order), sample_stats, observed_data, log_likelihood (pointwise, every draw, for
+    LOO) and posterior_predictive (`models.predictions.PREDICTIVE_DRAWS` evenly spaced draws per
+    chain), the last two in float32 (`models.predictions.STORED_DTYPE`). `reference` (a fitted
+    GaussianMixtureEM, MixtureParameters or mapping) fixes the labelling; without one, EM is
+    fitted with k-means++ restarts seeded by random_seed.
     Every chain starts near the reference, at a draw from the Laplace approximation there (see
     `models.nuts_setup`).
 
-    The posterior attrs record `compile_seconds` (building NUTS: the logp and gradient compile
-    and the starts),
+    The posterior attrs record `compile_seconds` (building NUTS: the logp and gradient compile,
+    the starts and the function that records each draw),
     `sampling_seconds` (PyMC's time for the tuning and drawing loop), `relabelled_draws` (draws
     that had to be permuted to the reference labelling; 0 means no label switching),
     `random_seed` and `backend`. The same random_seed gives the same draws, whatever `cores`.
@@ -72,8 +82,8 @@ def sample_posterior(
     `backend` ("numba", "c", ...) is PyTensor's default, Numba, when None (see `BACKEND`).
     `mass_matrix` "full" or "diag" chooses the adapted NUTS mass matrix; None means "full" up to
     `models.nuts_setup.DENSE_MAX_SIZE` free parameters, "diag" beyond (recorded as `mass_matrix`).
-    `predictions=False` leaves out the log_likelihood and posterior_predictive groups (about 2 s
-    on seed-7907; the report needs them).
+    `predictions=False` leaves out the log_likelihood and posterior_predictive groups (the
+    report needs them).
     """
     draws = _check_int("draws", draws, 1)
     tune = _check_int("tune", tune, 0)
@@ -87,10 +97,13 @@ def sample_posterior(
     chain_rngs = np.random.default_rng(random_seed).spawn(chains)
     chain_seeds = [int(rng.integers(2**30)) for rng in chain_rngs]
 
+    if progressbar and numba_cache_is_empty():
+        print(FIRST_COMPILE_NOTICE, file=sys.stderr, flush=True)
     started = time.perf_counter()
     starts, step = nuts_step(
         model, parameters, chain_seeds, mass_matrix, compile_kwargs, target_accept
     )
+    trace = SharedFunctionTrace(model=model, test_point=starts[0])
     compile_seconds = time.perf_counter() - started
 
     with threadpool_limits(limits=1 if cores > 1 else None, user_api="blas"):
@@ -101,6 +114,7 @@ def sample_posterior(
             cores=cores,
             step=step,
             initvals=starts,
+            trace=trace,
             random_seed=random_seed,
             progressbar=progressbar,
             model=model,
@@ -120,7 +134,31 @@ def sample_posterior(
     idata["posterior"] = posterior
     if not predictions:
         return idata
-    return _add_predictions(idata, model, random_seed, progressbar, compile_kwargs)
+    return _add_predictions(idata, random_seed)
+
+
+class SharedFunctionTrace(NDArray):
+    """PyMC's in-memory trace, whose per-chain copies share one compiled recording function.
+
+    `pm.sample` otherwise compiles the function that turns each draw's value variables into the
+    recorded ones (weights, covariances, ...) once per chain, although it is the same function;
+    the copy it makes of a `trace` argument shares the sample arrays, so copies are made here.
+    """
+
+    def __copy__(self) -> NDArray:
+        return NDArray(
+            model=self.model,
+            vars=self.vars,
+            fn=self.fn,
+            var_shapes=self.var_shapes,
+            var_dtypes=self.var_dtypes,
+        )
+
+
+def numba_cache_is_empty(folder: Path | None = None) -> bool:
+    """True when a Numba cache folder (default: PyTensor's) holds no compiled function yet."""
+    folder = Path(pytensor.config.base_compiledir) / "numba" if folder is None else folder
+    return next(folder.glob("*.nbi"), None) is None
 
 
 def reference_parameters(model: pm.Model, reference: Any, random_seed: int) -> MixtureParameters:
@@ -135,32 +173,17 @@ def reference_parameters(model: pm.Model, reference: Any, random_seed: int) -> M
     return parameters
 
 
-def _add_predictions(
-    idata: DataTree,
-    model: pm.Model,
-    random_seed: int,
-    progressbar: bool,
-    compile_kwargs: dict[str, Any],
-) -> DataTree:
-    """Add the pointwise log_likelihood and posterior_predictive groups to idata."""
-    pm.compute_log_likelihood(
-        idata,
-        model=model,
-        extend_inferencedata=True,
-        progressbar=False,
-        compile_kwargs=compile_kwargs,
-    )
-    pm.sample_posterior_predictive(
-        idata,
-        model=model,
-        random_seed=np.random.default_rng([random_seed, 1]),  # a stream of its own
-        extend_inferencedata=True,
-        progressbar=progressbar,
-        # The draws come from `mixture_random`, plain NumPy, which a compiled backend can only
-        # wrap (Numba in object mode): the quickest-to-build mode gives the same draws, ~1 s
-        # sooner on seed-7907.
-        compile_kwargs={"mode": PREDICTIVE_MODE},
-    )
+def _add_predictions(idata: DataTree, random_seed: int) -> DataTree:
+    """Add the log_likelihood (every draw) and posterior_predictive (thinned) groups to idata.
+
+    Both are computed in NumPy from the posterior draws (see `models.predictions`), the
+    predictive draws from a random stream of their own.
+    """
+    posterior = idata.posterior.to_dataset()
+    observed = idata.observed_data.to_dataset()
+    idata["log_likelihood"] = log_likelihood_group(posterior, observed)
+    rng = np.random.default_rng([random_seed, 1])
+    idata["posterior_predictive"] = predictive_group(posterior, observed, rng)
     return idata
 
 
