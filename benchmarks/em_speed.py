@@ -20,7 +20,7 @@ from sklearn.mixture import GaussianMixture
 from benchmarks.timing import interleaved, peak_memory
 from benchmarks.tutorial_em import tutorial_em
 from em_reference import GaussianMixtureEM, sample_mixture, seed7907
-from em_reference.em import kmeans_plus_plus_centres, parameters_from_centres
+from em_reference.base import kmeans_plus_plus_centres, parameters_from_centres
 
 REG_COVAR = 1e-6
 METHODS = ("ours", "sklearn", "tutorial")

@@ -20,7 +20,8 @@ from em_reference import (
     sample_mixture,
     seed7907,
 )
-from em_reference.em import kmeans_plus_plus_centres, parameters_from_centres
+from em_reference.base import kmeans_plus_plus_centres, parameters_from_centres
+from tests.conftest import random_mixture
 
 # ---------------------------------------------------------------------------------------------
 # The seed program's run
@@ -124,17 +125,6 @@ def test_callback_sees_every_iteration(seed_data, seed_em):
 
 # ---------------------------------------------------------------------------------------------
 # Random mixtures for property tests and the peer comparison
-
-
-def random_mixture(
-    rng: np.random.Generator, n_components: int, n_features: int, spread: float = 6.0
-):
-    """Weights (K,), means (K, D), covariances (K, D, D) drawn at random."""
-    weights = rng.dirichlet(np.full(n_components, 3.0))
-    means = rng.normal(scale=spread, size=(n_components, n_features))
-    factors = rng.normal(size=(n_components, n_features, n_features))
-    covariances = factors @ factors.transpose(0, 2, 1) + 0.5 * np.eye(n_features)
-    return weights, means, covariances
 
 
 def random_start(rng: np.random.Generator, X: np.ndarray, n_components: int) -> dict:
