@@ -14,16 +14,30 @@ import numpy as np
 def check_data(X: Any, n_features: int | None = None) -> np.ndarray:
     """Return X as a float64 array (n, D), raising ValueError if it is not finite 2-D data.
 
-    With `n_features`, X must also have that many columns (new data for a fitted model).
+    TypeError for sparse matrices and entries that are not numbers at all. With `n_features`,
+    X must also have that many columns (new data for a fitted model).
     """
+    if hasattr(X, "toarray") and hasattr(X, "nnz"):
+        raise TypeError("X is a sparse matrix, which is not supported: pass X.toarray()")
+    if np.iscomplexobj(X):
+        raise ValueError("X must be real numbers: Complex data not supported")
     try:
         array = np.asarray(X, dtype=np.float64)
-    except (TypeError, ValueError) as error:
+    except TypeError as error:
+        raise TypeError(f"X must be a numeric array of shape (n, D): {error}") from None
+    except ValueError as error:
         raise ValueError(f"X must be a numeric array of shape (n, D): {error}") from None
     if array.ndim != 2:
-        raise ValueError(f"X must be 2-D with shape (n, D), got {array.ndim}-D shape {array.shape}")
-    if array.shape[0] < 1 or array.shape[1] < 1:
-        raise ValueError(f"X must have at least one row and one column, got shape {array.shape}")
+        raise ValueError(
+            f"X must be 2-D with shape (n, D), got {array.ndim}-D shape {array.shape}. Reshape "
+            "your data: X.reshape(-1, 1) for one feature, X.reshape(1, -1) for one point"
+        )
+    for axis, what, name in ((0, "row", "sample"), (1, "column", "feature")):
+        if array.shape[axis] < 1:
+            raise ValueError(
+                f"X must have at least one {what}: 0 {name}(s) (shape={array.shape}) while a "
+                "minimum of 1 is required."
+            )
     if not np.all(np.isfinite(array)):
         bad_rows = np.flatnonzero(~np.all(np.isfinite(array), axis=1))
         raise ValueError(

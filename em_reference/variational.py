@@ -558,7 +558,10 @@ def resolve_prior(
     else:
         beta_0 = check_positive("mean_precision_prior", mean_precision_prior)
     if covariance_prior is None and X.shape[0] < 2:
-        raise ValueError("covariance_prior must be given when X has a single point")
+        raise ValueError(
+            "covariance_prior must be given when X has 1 sample (n_samples = 1): a single point "
+            "has no covariance to default to"
+        )
     if mean_prior is None or covariance_prior is None:
         data_mean, data_covariance = data_moments(X)
     m_0 = data_mean if mean_prior is None else _check_vector("mean_prior", mean_prior, n_features)
