@@ -185,7 +185,7 @@ def warn_unless_converged(
     if outcome.converged:
         return
     history = outcome.objective_history
-    change = f"by {history[-1] - history[-2]:.3g}" if len(history) > 1 else "(one step)"
+    change = f"by {history[-1] - history[-2]:.3g}" if len(history) > 1 else "(it was the first)"
     warnings.warn(
         f"{method} stopped at max_iter={max_iter} before converging (the last iteration "
         f"changed the {objective} {change}, tol={tol:g}): increase max_iter",
