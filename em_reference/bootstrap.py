@@ -18,15 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from em_reference.em import (
-    EMRun,
-    ResponsibilitySums,
-    check_data,
-    expectation_step,
-    parameters_from_sums,
-    responsibility_sums,
-    run_em,
-)
+from em_reference.gaussian_mixture import run_em
 from em_reference.likelihood import precisions_cholesky
 from em_reference.parameters import MixtureParameters
 from em_reference.uncertainty import (
@@ -35,65 +27,11 @@ from em_reference.uncertainty import (
     ParameterIntervals,
     normal_quantile,
 )
+from em_reference.validation import check_data, check_integer
 
 BOOTSTRAP_METHODS = ("nonparametric", "parametric", "weighted")
 CHUNKS_PER_JOB = 4
 """Bootstrap replicates go to the workers in this many chunks per process, for load balance."""
-
-# ---------------------------------------------------------------------------------------------
-# EM with point weights (the weighted-likelihood bootstrap's refit)
-
-
-def weighted_expectation(
-    X: np.ndarray,
-    sample_weight: np.ndarray,
-    weights: np.ndarray,
-    means: np.ndarray,
-    precisions_chol: np.ndarray,
-) -> tuple[float, ResponsibilitySums]:
-    """sum_i v_i log p(x_i) and the M-step's sums with responsibilities v_i r_ik, about the means.
-
-    With point weights v (n,) the weighted likelihood's M-step is the usual one with every r_ik
-    multiplied by v_i (N_k = sum_i v_i r_ik, w_k = N_k / sum_i v_i, and so on).
-    """
-    log_resp, point_log_density = expectation_step(X, weights, means, precisions_chol)
-    responsibilities = np.exp(log_resp) * sample_weight[:, None]
-    return float(sample_weight @ point_log_density), responsibility_sums(X, responsibilities, means)
-
-
-def weighted_em(
-    X: np.ndarray,
-    sample_weight: np.ndarray,
-    initial: tuple[np.ndarray, np.ndarray, np.ndarray],
-    max_iter: int,
-    tol: float,
-    reg_covar: float,
-) -> EMRun:
-    """EM for the weighted log-likelihood sum_i v_i log p(x_i), point weights v (n,) >= 0.
-
-    The stopping rule is `run_em`'s; integer weights give the fit of EM on the points repeated
-    v_i times.
-    """
-    weights, means, covariances = initial
-    precisions_chol = precisions_cholesky(covariances)
-    log_likelihood, sums = weighted_expectation(X, sample_weight, weights, means, precisions_chol)
-    history = [log_likelihood]
-    converged = False
-    for _ in range(max_iter):
-        weights, means, covariances = parameters_from_sums(sums, reg_covar)
-        precisions_chol = precisions_cholesky(covariances)
-        log_likelihood, sums = weighted_expectation(
-            X, sample_weight, weights, means, precisions_chol
-        )
-        history.append(log_likelihood)
-        if history[-1] - history[-2] < tol:
-            converged = True
-            break
-    if not np.isfinite(history[-1]):
-        raise ValueError("the log-likelihood is not finite: the data or the start are degenerate")
-    n_iter = len(history) - 1
-    return EMRun(weights, means, covariances, precisions_chol, tuple(history), converged, n_iter)
-
 
 # ---------------------------------------------------------------------------------------------
 # Matching a replicate's components to the original ones
@@ -248,12 +186,13 @@ def _refit(task: _BootstrapTask, seed: np.random.SeedSequence) -> _Replicate:
             run = run_em(drawn, start, *settings)
         else:
             sample_weight = n_points * rng.dirichlet(np.ones(n_points))
-            run = weighted_em(task.X, sample_weight, start, *settings)
+            run = run_em(task.X, start, *settings, sample_weight=sample_weight)
     except (ValueError, np.linalg.LinAlgError):
         return _Replicate(None)
-    order = assignment(matching_costs(run.means, task.estimate))
+    fitted = run.state
+    order = assignment(matching_costs(fitted.means, task.estimate))
     relabelled = bool(np.any(order != np.arange(order.size)))
-    parameters = (run.weights[order], run.means[order], run.covariances[order])
+    parameters = (fitted.weights[order], fitted.means[order], fitted.covariances[order])
     return _Replicate(parameters, relabelled, run.converged)
 
 
@@ -264,13 +203,12 @@ def _refit_chunk(task: _BootstrapTask, seeds: list[np.random.SeedSequence]) -> l
 
 def _check_jobs(n_jobs: Any) -> int:
     """Worker processes from n_jobs: a positive count, or -1 for every core."""
-    if isinstance(n_jobs, bool) or not isinstance(n_jobs, int | np.integer):
-        raise ValueError(f"n_jobs must be a positive integer or -1, got {n_jobs!r}")
-    if n_jobs == -1:
+    if isinstance(n_jobs, int | np.integer) and not isinstance(n_jobs, bool) and n_jobs == -1:
         return os.cpu_count() or 1
-    if n_jobs < 1:
-        raise ValueError(f"n_jobs must be a positive integer or -1, got {n_jobs!r}")
-    return int(n_jobs)
+    try:
+        return check_integer("n_jobs", n_jobs)
+    except ValueError:
+        raise ValueError(f"n_jobs must be a positive integer or -1, got {n_jobs!r}") from None
 
 
 def _seeds(random_state: Any, n_boot: int) -> list[np.random.SeedSequence]:
@@ -307,8 +245,7 @@ def bootstrap(
     """
     if method not in BOOTSTRAP_METHODS:
         raise ValueError(f"method must be one of {BOOTSTRAP_METHODS}, got {method!r}")
-    if isinstance(n_boot, bool) or not isinstance(n_boot, int | np.integer) or n_boot < 1:
-        raise ValueError(f"n_boot must be an integer >= 1, got {n_boot!r}")
+    n_boot = check_integer("n_boot", n_boot)
     jobs = _check_jobs(n_jobs)
     estimate = estimator.parameters_
     X = check_data(X, estimate.n_features)
@@ -319,7 +256,7 @@ def bootstrap(
     task = _BootstrapTask(
         X, method, estimate, sampler, estimator.max_iter, estimator.tol, estimator.reg_covar
     )
-    seeds = _seeds(random_state, int(n_boot))
+    seeds = _seeds(random_state, n_boot)
     replicates = _run_replicates(task, seeds, jobs)
     return _collect(task, replicates)
 

@@ -95,5 +95,32 @@ def sample_mixture(
     normals = np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * np.pi * u2)  # (n, D)
 
     lower = np.stack([cholesky_lower(c) for c in params.covariances])  # (K, D, D)
-    X = params.means[labels] + np.einsum("nij,nj->ni", lower[labels], normals)
-    return X, labels.astype(np.int64)
+    return points_from_normals(labels, normals, params.means, lower), labels.astype(np.int64)
+
+
+def points_from_normals(
+    labels: np.ndarray, normals: np.ndarray, means: np.ndarray, lower: np.ndarray
+) -> np.ndarray:
+    """Points mu_k + L_k z (..., D) of components k (...) from standard normals z (..., D).
+
+    means (K, D), lower Cholesky factors L_k (K, D, D) of the covariances.
+    """
+    return means[labels] + np.einsum("...ij,...j->...i", lower[labels], normals)
+
+
+def draw_mixture(
+    rng: np.random.Generator,
+    size: tuple[int, ...],
+    weights: np.ndarray,
+    means: np.ndarray,
+    lower: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Points (*size, D) and components (*size) drawn with NumPy's generator `rng`.
+
+    A component k by its weight (K,), then mu_k + L_k z (`points_from_normals`), with means
+    (K, D) and lower Cholesky factors L_k (K, D, D): the mixture's sampler for every caller but
+    the seed program's LCG (`sample_mixture`).
+    """
+    labels = rng.choice(weights.shape[0], size=size, p=weights)
+    normals = rng.standard_normal((*size, means.shape[1]))
+    return points_from_normals(labels, normals, means, lower), labels

@@ -41,7 +41,7 @@ def precisions_cholesky(covariances: np.ndarray) -> np.ndarray:
 
 
 def log_gaussian_densities(
-    X: Any, means: Any, precisions_cholesky: Any, n_components: int, xp: ModuleType = np
+    X: Any, means: Any, precisions_chol: Any, n_components: int, xp: ModuleType = np
 ) -> Any:
     """Log N(x_i | mu_k, Sigma_k) for every component and point, shape (K, n).
 
@@ -52,12 +52,12 @@ def log_gaussian_densities(
     # is made, and computed transposed, U_k^T X^T - U_k^T mu_k (K, D, n), all K at once: the U_k^T
     # stacked into one (K D, D) matrix make a single matrix product with X^T, and with the
     # points along the last axis every later step runs along long contiguous rows.
-    transposed = xp.swapaxes(precisions_cholesky, 1, 2)  # (K, D, D): U_k^T
+    transposed = xp.swapaxes(precisions_chol, 1, 2)  # (K, D, D): U_k^T
     stacked = xp.reshape(transposed, (n_components * n_features, n_features))
     projected_points = xp.reshape(xp.matmul(stacked, X.T), (n_components, n_features, -1))
     projected = projected_points - xp.matmul(transposed, means[:, :, None])
     mahalanobis = xp.sum(projected * projected, axis=1)  # (K, n)
-    half_log_det_precision = xp.sum(xp.log(xp.diagonal(precisions_cholesky, 0, 1, 2)), axis=1)
+    half_log_det_precision = xp.sum(xp.log(xp.diagonal(precisions_chol, 0, 1, 2)), axis=1)
     return half_log_det_precision[:, None] - 0.5 * (n_features * LOG_2PI + mahalanobis)
 
 
@@ -65,7 +65,7 @@ def log_weighted_densities(
     X: Any,
     weights: Any,
     means: Any,
-    precisions_cholesky: Any,
+    precisions_chol: Any,
     n_components: int,
     xp: ModuleType = np,
 ) -> Any:
@@ -75,7 +75,7 @@ def log_weighted_densities(
     is the transpose of a (K, n) array, so each point's K values are a strided column and the
     reductions over components below run along contiguous rows of n.
     """
-    log_densities = log_gaussian_densities(X, means, precisions_cholesky, n_components, xp)
+    log_densities = log_gaussian_densities(X, means, precisions_chol, n_components, xp)
     return (log_densities + xp.log(weights)[:, None]).T
 
 
@@ -89,10 +89,10 @@ def mixture_log_density(
     X: Any,
     weights: Any,
     means: Any,
-    precisions_cholesky: Any,
+    precisions_chol: Any,
     n_components: int,
     xp: ModuleType = np,
 ) -> Any:
     """Log p(x_i) = log sum_k w_k N(x_i | mu_k, Sigma_k) for every point, shape (n,)."""
-    weighted = log_weighted_densities(X, weights, means, precisions_cholesky, n_components, xp)
+    weighted = log_weighted_densities(X, weights, means, precisions_chol, n_components, xp)
     return log_sum_exp_rows(weighted, xp)

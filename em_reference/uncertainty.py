@@ -34,9 +34,10 @@ from typing import Any
 
 import numpy as np
 
-from em_reference.em import check_data, expectation_step
+from em_reference.em import expectation_step
 from em_reference.likelihood import mixture_log_density, precisions_cholesky
 from em_reference.parameters import MixtureParameters
+from em_reference.validation import check_data
 
 INTERVAL_PROB = 0.94
 """Probability of every interval EM reports (Wald and bootstrap), as for the posterior's."""

@@ -13,7 +13,8 @@ q(Z) q(pi) q(mu, Lambda) is fitted by coordinate ascent (CAVI):
    true lower bound on log p(X).
 
 As in EM, step 1 and the sums of step 2 are one blockwise pass over the data
-(`em_reference.em.expectation_pass`), so an iteration reads the data once. Every Wishart scale
+(`em_reference.shifted_sums.expectation_pass`), so an iteration reads the data once; starts,
+restarts and the stopping rule are EM's (`em_reference.base`). Every Wishart scale
 W_k is held through its Cholesky factor (W_k = U_k U_k^T, U_k upper triangular), computed from
 W_k^-1 as EM computes precision factors from covariances: no inverse or determinant is formed.
 """
@@ -28,26 +29,34 @@ from typing import Any
 
 import numpy as np
 
-from em_reference.em import (
-    EMPTY_COMPONENT_MASS,
-    INIT_METHODS,
-    NotFittedError,
-    ResponsibilitySums,
-    _check_non_negative,
-    _check_positive_int,
-    check_data,
-    component_masses,
-    estimate_covariances,
-    estimate_means,
-    expectation_pass,
-    expectation_step,
-    kmeans_plus_plus_centres,
-    parameters_from_centres,
-    random_centres,
-    responsibility_sums,
+from em_reference.base import (
+    DegenerateFitError,
+    FitSettings,
+    MixtureEstimator,
+    RunOutcome,
+    best_run,
+    explicit_start,
+    iterate,
+    warn_unless_converged,
 )
+from em_reference.em import expectation_step
 from em_reference.likelihood import LOG_2PI, precisions_cholesky
 from em_reference.parameters import MixtureParameters
+from em_reference.shifted_sums import (
+    ResponsibilitySums,
+    covariances_from_sums,
+    expectation_pass,
+    masses_from_sums,
+    means_from_sums,
+    responsibility_sums,
+    sums_about_weighted_means,
+)
+from em_reference.validation import (
+    check_data,
+    check_integer,
+    check_non_negative,
+    check_positive,
+)
 
 TOL = 1e-5
 """Stop after the iteration whose ELBO (total over points) improved by less than this."""
@@ -247,9 +256,9 @@ def variational_pass(
 
 def component_statistics(sums: ResponsibilitySums) -> ComponentStatistics:
     """N_k = sum_n r_nk (10.51), xbar_k (10.52), S_k (10.53), from the sums about any shifts."""
-    masses = component_masses(sums)
-    means = estimate_means(sums, masses)
-    return ComponentStatistics(masses, means, estimate_covariances(sums, masses, means, 0.0))
+    masses = masses_from_sums(sums)
+    means = means_from_sums(sums, masses)
+    return ComponentStatistics(masses, means, covariances_from_sums(sums, masses, means, 0.0))
 
 
 def update_weight_concentration(prior: GaussWishartPrior, masses: np.ndarray) -> np.ndarray:
@@ -461,59 +470,39 @@ def evidence_lower_bound(
 # One CAVI run
 
 
-@dataclass(frozen=True)
-class VBRun:
-    """The outcome of one CAVI run from one start."""
-
-    posterior: VariationalPosterior
-    lower_bound_history: tuple[float, ...]
-    converged: bool
-    n_iter: int
-
-    @property
-    def lower_bound(self) -> float:
-        """The ELBO of the final q."""
-        return self.lower_bound_history[-1]
-
-
 def run_vb(
     X: np.ndarray,
     prior: GaussWishartPrior,
     start: ResponsibilitySums,
     max_iter: int,
     tol: float,
-) -> VBRun:
+) -> RunOutcome[VariationalPosterior]:
     """CAVI from the sums of starting responsibilities until the ELBO improves by < tol.
 
     q(pi) q(mu, Lambda) is first set from the start; each iteration then makes one pass (new
     responsibilities, their entropy and sums), updates q(pi) q(mu, Lambda), and records the
-    ELBO of the pair, as scikit-learn does.
+    ELBO of the pair, as scikit-learn does. DegenerateFitError if the ELBO is not finite.
     """
-    posterior = update_posterior(prior, component_statistics(start))
-    history: list[float] = []
-    converged = False
-    for _ in range(max_iter):
+
+    def step(posterior: VariationalPosterior, iteration: int) -> tuple[VariationalPosterior, float]:
+        """One CAVI sweep: q(Z) from q(pi) q(mu, Lambda), then their update and the ELBO."""
         entropy, sums = variational_pass(X, posterior)
         stats = component_statistics(sums)
         posterior = update_posterior(prior, stats)
-        history.append(evidence_lower_bound(prior, posterior, stats, entropy))
-        if len(history) > 1 and history[-1] - history[-2] < tol:
-            converged = True
-            break
-    if not np.isfinite(history[-1]):
-        raise ValueError("the ELBO is not finite: the data, the priors or the start are degenerate")
-    return VBRun(posterior, tuple(history), converged, len(history))
+        elbo = evidence_lower_bound(prior, posterior, stats, entropy)
+        if not np.isfinite(elbo):
+            raise DegenerateFitError(
+                f"the ELBO after iteration {iteration} is {elbo}: the data, the priors or the "
+                "start are degenerate"
+            )
+        return posterior, elbo
+
+    start_posterior = update_posterior(prior, component_statistics(start))
+    return iterate(step, start_posterior, [], max_iter, tol)
 
 
 # ---------------------------------------------------------------------------------------------
 # Priors and starts, checked once at fit
-
-
-def _check_positive(name: str, value: Any) -> float:
-    """Return value as a float, raising ValueError unless it is a finite number > 0."""
-    if _check_non_negative(name, value) <= 0:
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-    return float(value)
 
 
 def _check_vector(name: str, value: Any, n_features: int) -> np.ndarray:
@@ -563,20 +552,23 @@ def resolve_prior(
     if weight_concentration_prior is None:
         alpha_0 = 1.0 / n_components
     else:
-        alpha_0 = _check_positive("weight_concentration_prior", weight_concentration_prior)
+        alpha_0 = check_positive("weight_concentration_prior", weight_concentration_prior)
     if mean_precision_prior is None:
         beta_0 = 1.0
     else:
-        beta_0 = _check_positive("mean_precision_prior", mean_precision_prior)
+        beta_0 = check_positive("mean_precision_prior", mean_precision_prior)
     if covariance_prior is None and X.shape[0] < 2:
-        raise ValueError("covariance_prior must be given when X has a single point")
+        raise ValueError(
+            "covariance_prior must be given when X has 1 sample (n_samples = 1): a single point "
+            "has no covariance to default to"
+        )
     if mean_prior is None or covariance_prior is None:
         data_mean, data_covariance = data_moments(X)
     m_0 = data_mean if mean_prior is None else _check_vector("mean_prior", mean_prior, n_features)
     if degrees_of_freedom_prior is None:
         nu_0 = float(n_features)
     else:
-        nu_0 = _check_non_negative("degrees_of_freedom_prior", degrees_of_freedom_prior)
+        nu_0 = check_non_negative("degrees_of_freedom_prior", degrees_of_freedom_prior)
         if nu_0 <= n_features - 1:
             raise ValueError(
                 f"degrees_of_freedom_prior must be > D - 1 = {n_features - 1}, got {nu_0!r}"
@@ -600,8 +592,8 @@ def data_moments(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """
     sums = responsibility_sums(X, np.ones((X.shape[0], 1)), X[:1])
     n_points = np.array([float(X.shape[0])])
-    mean = estimate_means(sums, n_points)
-    scatter = estimate_covariances(sums, n_points, mean, 0.0) * X.shape[0]
+    mean = means_from_sums(sums, n_points)
+    scatter = covariances_from_sums(sums, n_points, mean, 0.0) * X.shape[0]
     return mean[0], scatter[0] / max(X.shape[0] - 1, 1)
 
 
@@ -621,13 +613,6 @@ def check_responsibilities(value: Any, n_points: int, n_components: int) -> np.n
     return array
 
 
-def sums_from_responsibilities(X: np.ndarray, responsibilities: np.ndarray) -> ResponsibilitySums:
-    """R_k, s_k, S_k of given responsibilities (n, K), about their weighted means."""
-    masses = responsibilities.sum(axis=0) + EMPTY_COMPONENT_MASS
-    shifts = (responsibilities.T @ X) / masses[:, None]
-    return responsibility_sums(X, responsibilities, shifts)
-
-
 def sums_from_parameters(X: np.ndarray, parameters: MixtureParameters) -> ResponsibilitySums:
     """The sums of the responsibilities that mixture parameters give X (EM's E-step)."""
     precisions_chol = precisions_cholesky(parameters.covariances)
@@ -638,7 +623,7 @@ def sums_from_parameters(X: np.ndarray, parameters: MixtureParameters) -> Respon
 # The estimator
 
 
-class VariationalGaussianMixture:
+class VariationalGaussianMixture(MixtureEstimator):
     """Bayesian Gaussian mixture with full covariances, fitted by CAVI (Bishop, PRML §10.2).
 
     Parameters
@@ -677,10 +662,13 @@ class VariationalGaussianMixture:
     with W_k = U_k U_k^T; `weights_` = E_q[pi] (K,), `covariances_` = (nu_k W_k)^-1 =
     E_q[Lambda_k]^-1 (K, D, D), `precisions_cholesky_` = sqrt(nu_k) U_k; `lower_bound_` (the
     final ELBO, a bound on ln p(X)), `lower_bound_history_` (one ELBO per iteration), `n_iter_`,
-    `converged_`, `n_features_in_`, and the priors actually used: `weight_concentration_prior_`,
-    `mean_precision_prior_`, `mean_prior_`, `degrees_of_freedom_prior_`, `covariance_prior_`.
+    `converged_`, `n_failed_starts_` (as EM's), `n_features_in_`, and the priors actually used:
+    `weight_concentration_prior_`, `mean_precision_prior_`, `mean_prior_`,
+    `degrees_of_freedom_prior_`, `covariance_prior_`.
 
     """
+
+    _fitted_attribute = "weight_concentration_"
 
     def __init__(
         self,
@@ -711,64 +699,48 @@ class VariationalGaussianMixture:
 
     # -- fitting ----------------------------------------------------------------------------
 
-    def fit(self, X: Any) -> VariationalGaussianMixture:
-        """Fit q to data X (n, D); returns self."""
-        n_components = _check_positive_int("n_components", self.n_components)
-        n_init = _check_positive_int("n_init", self.n_init)
-        max_iter = _check_positive_int("max_iter", self.max_iter)
-        tol = _check_non_negative("tol", self.tol)
-        X = check_data(X)
-        if X.shape[0] < n_components:
-            raise ValueError(f"X has {X.shape[0]} points, fewer than n_components={n_components}")
+    def fit(self, X: Any, y: Any = None) -> VariationalGaussianMixture:
+        """Fit q to data X (n, D); returns self. `y` is ignored."""
+        settings = self._fit_settings(X)
+        X = settings.X
         prior = resolve_prior(
             X,
-            n_components,
+            settings.n_components,
             self.weight_concentration_prior,
             self.mean_precision_prior,
             self.mean_prior,
             self.degrees_of_freedom_prior,
             self.covariance_prior,
         )
-        starts = self._starting_sums(X, n_components, n_init)
-        runs = [run_vb(X, prior, start, max_iter, tol) for start in starts]
-        self._set_fitted(max(runs, key=lambda run: run.lower_bound), prior, X.shape[1])
+        starts = self._starting_sums(settings)
+
+        def run(start: ResponsibilitySums) -> RunOutcome[VariationalPosterior]:
+            """CAVI from one start with the checked settings."""
+            return run_vb(X, prior, start, settings.max_iter, settings.tol)
+
+        best, n_failed = best_run(run, starts, "VB")
+        warn_unless_converged(best, "VB", "ELBO", settings.max_iter, settings.tol)
+        self._set_fitted(best, prior, X.shape[1])
+        self.n_failed_starts_ = n_failed
         return self
 
-    def _starting_sums(
-        self, X: np.ndarray, n_components: int, n_init: int
-    ) -> list[ResponsibilitySums]:
+    def _starting_sums(self, settings: FitSettings) -> list[ResponsibilitySums]:
         """The sums of the n_init starting responsibilities, explicit or drawn from the data."""
-        if isinstance(self.init, str):
-            if self.init not in INIT_METHODS:
-                raise ValueError(
-                    f"init must be one of {INIT_METHODS}, parameters or responsibilities, "
-                    f"got {self.init!r}"
-                )
-            choose = kmeans_plus_plus_centres if self.init == "kmeans++" else random_centres
-            rng = np.random.default_rng(self.random_state)
-            starts = []
-            for _ in range(n_init):
-                centres = choose(X, n_components, rng)
-                start = MixtureParameters(*parameters_from_centres(X, centres, START_REG_COVAR))
-                starts.append(sums_from_parameters(X, start))
-            return starts
-        if n_init != 1:
-            raise ValueError(f"n_init must be 1 with an explicit start, got {n_init}")
+        X = settings.X
+        starts = self._starts(settings, START_REG_COVAR, "parameters or responsibilities")
+        if starts is not None:
+            return [sums_from_parameters(X, MixtureParameters(*start)) for start in starts]
         if isinstance(self.init, np.ndarray | list | tuple):
-            responsibilities = check_responsibilities(self.init, X.shape[0], n_components)
-            return [sums_from_responsibilities(X, responsibilities)]
-        start = MixtureParameters.from_any(self.init)
-        if start.n_components != n_components:
-            raise ValueError(
-                f"init has {start.n_components} components but n_components={n_components}"
-            )
-        if start.n_features != X.shape[1]:
-            raise ValueError(f"init means have {start.n_features} columns but X has {X.shape[1]}")
+            responsibilities = check_responsibilities(self.init, X.shape[0], settings.n_components)
+            return [sums_about_weighted_means(X, responsibilities)]
+        start = explicit_start(self.init, settings.n_components, X.shape[1])
         return [sums_from_parameters(X, start)]
 
-    def _set_fitted(self, run: VBRun, prior: GaussWishartPrior, n_features: int) -> None:
+    def _set_fitted(
+        self, run: RunOutcome[VariationalPosterior], prior: GaussWishartPrior, n_features: int
+    ) -> None:
         """Store the chosen run's q, the scikit-learn summaries of it and the priors used."""
-        q = run.posterior
+        q = run.state
         self.weight_concentration_ = q.weight_concentration
         self.mean_precision_ = q.mean_precision
         self.means_ = q.means
@@ -777,8 +749,8 @@ class VariationalGaussianMixture:
         self.weights_ = q.weight_concentration / q.weight_concentration.sum()
         self.precisions_cholesky_ = np.sqrt(q.degrees_of_freedom)[:, None, None] * q.scale_cholesky
         self.covariances_ = _covariances_from_precisions_cholesky(self.precisions_cholesky_)
-        self.lower_bound_ = run.lower_bound
-        self.lower_bound_history_ = list(run.lower_bound_history)
+        self.lower_bound_ = run.objective
+        self.lower_bound_history_ = list(run.objective_history)
         self.n_iter_ = run.n_iter
         self.converged_ = run.converged
         self.n_features_in_ = n_features
@@ -802,13 +774,6 @@ class VariationalGaussianMixture:
             self.scale_cholesky_,
         )
 
-    def _check_fitted(self) -> None:
-        """Raise NotFittedError unless `fit` has been called."""
-        if not hasattr(self, "weight_concentration_"):
-            raise NotFittedError(
-                "this VariationalGaussianMixture is not fitted yet: call fit(X) first"
-            )
-
     def predict_proba(self, X: Any) -> np.ndarray:
         """Responsibilities r_nk (n, K) of new points under the fitted q (10.49)."""
         posterior = self.posterior_
@@ -817,6 +782,22 @@ class VariationalGaussianMixture:
     def predict(self, X: Any) -> np.ndarray:
         """The component with the highest responsibility for each point (n,)."""
         return np.argmax(self.predict_proba(X), axis=1)
+
+    def score_samples(self, X: Any) -> np.ndarray:
+        """The log-normaliser ln sum_k rho_nk (10.46) of each point of X (n, D): (n,).
+
+        The normaliser of the responsibilities, E_q[ln pi_k] + E_q[ln N(x_n | mu_k, Lambda_k)]
+        summed over k in the exponent; scikit-learn's BayesianGaussianMixture.score_samples. Not
+        a normalised density: the ELBO, not this, bounds ln p(X).
+        """
+        posterior = self.posterior_
+        log_offsets, precisions_chol = responsibility_terms(posterior)
+        X = check_data(X, self.n_features_in_)
+        return expectation_step(X, np.exp(log_offsets), posterior.means, precisions_chol)[1]
+
+    def score(self, X: Any, y: Any = None) -> float:
+        """The mean of `score_samples` over the points (higher is better, as in a grid search)."""
+        return float(self.score_samples(X).mean())
 
     def sample_posterior(
         self, n_draws: int, random_state: int | np.random.Generator | None = None
@@ -830,7 +811,7 @@ class VariationalGaussianMixture:
         `random_state` defaults to the estimator's.
         """
         posterior = self.posterior_
-        n_draws = _check_positive_int("n_draws", n_draws)
+        n_draws = check_integer("n_draws", n_draws)
         rng = np.random.default_rng(self.random_state if random_state is None else random_state)
         weights = rng.dirichlet(posterior.weight_concentration, size=n_draws)
         bartlett = bartlett_factors(

@@ -1,4 +1,4 @@
-"""Shared fixtures: the seed-7907 data and the seed program's EM fit, computed once a session."""
+"""Shared fixtures and helpers: the seed-7907 data, its EM fit (once a session), random mixtures."""
 
 from __future__ import annotations
 
@@ -12,6 +12,17 @@ import pytest
 from em_reference import GaussianMixtureEM, seed7907
 
 HASKELL_CSV = Path(__file__).parent / "data" / "seed7907_haskell.csv"
+
+
+def random_mixture(
+    rng: np.random.Generator, n_components: int, n_features: int, spread: float = 6.0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Weights (K,), means (K, D), covariances (K, D, D) drawn at random."""
+    weights = rng.dirichlet(np.full(n_components, 3.0))
+    means = rng.normal(scale=spread, size=(n_components, n_features))
+    factors = rng.normal(size=(n_components, n_features, n_features))
+    covariances = factors @ factors.transpose(0, 2, 1) + 0.5 * np.eye(n_features)
+    return weights, means, covariances
 
 
 @pytest.fixture(scope="session")

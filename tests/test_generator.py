@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 
 from em_reference import sample_mixture, seed7907
-from em_reference.generator import cholesky_lower, lcg_states, lcg_uniforms
+from em_reference.generator import (
+    cholesky_lower,
+    draw_mixture,
+    lcg_states,
+    lcg_uniforms,
+    points_from_normals,
+)
 from tests.conftest import HASKELL_CSV
 
 
@@ -95,3 +101,22 @@ def test_bad_point_count_is_refused(n):
 def test_bad_parameters_are_refused_by_the_generator():
     with pytest.raises(ValueError, match="weights must sum to 1"):
         sample_mixture(10, [0.5, 0.6], [[0.0], [1.0]], [[[1.0]], [[1.0]]])
+
+
+def test_points_from_normals_is_mean_plus_factor_times_normal_point_by_point():
+    rng = np.random.default_rng(4)
+    means = rng.normal(size=(3, 4))
+    lower = np.tril(rng.normal(size=(3, 4, 4)))
+    labels = rng.integers(0, 3, size=20)
+    normals = rng.standard_normal((20, 4))
+    expected = np.array([means[k] + lower[k] @ z for k, z in zip(labels, normals, strict=True)])
+    np.testing.assert_allclose(points_from_normals(labels, normals, means, lower), expected)
+
+
+def test_the_fitted_estimators_sampler_is_draw_mixture(seed_em):
+    X, labels = seed_em.sample(50, random_state=9)
+    lower = np.linalg.cholesky(seed_em.covariances_)
+    rng = np.random.default_rng(9)
+    again, again_labels = draw_mixture(rng, (50,), seed_em.weights_, seed_em.means_, lower)
+    np.testing.assert_array_equal(X, again)
+    np.testing.assert_array_equal(labels, again_labels)

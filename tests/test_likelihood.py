@@ -8,7 +8,7 @@ from scipy.special import logsumexp
 from scipy.stats import multivariate_normal
 
 from em_reference.likelihood import log_weighted_densities, mixture_log_density, precisions_cholesky
-from tests.test_em import random_mixture
+from tests.conftest import random_mixture
 
 
 @pytest.mark.parametrize(("n_features", "n_components"), [(1, 1), (2, 3), (4, 2), (6, 5)])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -14,7 +15,7 @@ from scipy import special, stats
 from sklearn.mixture import BayesianGaussianMixture
 
 from analysis.datasets import load_dataset
-from em_reference import NotFittedError, seed7907
+from em_reference import ConvergenceWarning, NotFittedError, seed7907
 from em_reference.em import expectation_step
 from em_reference.likelihood import precisions_cholesky
 from em_reference.variational import (
@@ -232,6 +233,20 @@ def test_predict_proba_matches_scikit_learn(seed_pair, seed_data):
     assert np.array_equal(ours.predict(X), peer.predict(X))
 
 
+def test_score_samples_is_scikit_learns_log_normaliser(seed_pair, seed_data):
+    ours, peer = seed_pair
+    X, _ = seed_data
+    np.testing.assert_allclose(ours.score_samples(X), peer.score_samples(X), rtol=0, atol=1e-6)
+    assert ours.score(X) == pytest.approx(peer.score(X), abs=1e-6)
+
+
+def test_stopping_at_max_iter_is_warned_like_em(seed_data):
+    X, _ = seed_data
+    with pytest.warns(ConvergenceWarning, match="VB stopped at max_iter=3 before converging"):
+        fit = VariationalGaussianMixture(3, init=seed7907.INITIAL, max_iter=3).fit(X)
+    assert fit.n_iter_ == 3 and not fit.converged_ and fit.n_failed_starts_ == 0
+
+
 # ---------------------------------------------------------------------------------------------
 # The ELBO: in full, a bound on the evidence, never decreasing
 
@@ -282,7 +297,7 @@ def test_elbo_history_never_decreases(
     rng = np.random.default_rng(seed)
     X = rng.normal(size=(n_points, n_features)) * rng.uniform(0.1, 10.0, n_features)
     factor = rng.normal(size=(n_features, n_features))
-    fit = VariationalGaussianMixture(
+    estimator = VariationalGaussianMixture(
         n_components,
         weight_concentration_prior=alpha_0,
         mean_precision_prior=beta_0,
@@ -292,7 +307,10 @@ def test_elbo_history_never_decreases(
         init=rng.dirichlet(np.ones(n_components), size=n_points),
         max_iter=60,
         tol=0.0,
-    ).fit(X)
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # tol = 0 runs to max_iter
+        fit = estimator.fit(X)
     history = np.array(fit.lower_bound_history_)
     assert np.all(np.isfinite(history))
     # Allow only rounding: relative 1e-12 of the bound's size.
