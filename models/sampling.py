@@ -30,7 +30,8 @@ Measured on seed-7907 (4 x 1000 draws, 2 shared cores): Numba samples in about 7
 took 263 s (PyTensor warns that it could not link to a BLAS), so it is not the default, even
 though its draws were bitwise identical whether freshly compiled or cached. With Numba, runs that
 load the compiled function from the cache repeat exactly; the run that first compiles it (a new
-machine or cache) was seen to give different draws.
+machine or cache) gives other draws: its log density differs from the cached function's by one
+ulp at about 1 % of points, which Numba's fastmath flags allow (benchmarks/README.md).
 """
 
 FIRST_COMPILE_NOTICE = (
