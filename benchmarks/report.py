@@ -195,7 +195,7 @@ def end_to_end_section(result: dict[str, Any] | None) -> list[str]:
     if not result:
         return []
     lines = ["## End to end: `gmm-compare` on seed-7907", ""]
-    for label, goal in (("cold", 90), ("warm", 20)):
+    for label, goal in (("cold", 45), ("warm", 10)):
         run = result[label]
         seconds = run.get("seconds")
         verdict = (
@@ -205,6 +205,11 @@ def end_to_end_section(result: dict[str, Any] | None) -> list[str]:
         if run.get("error"):
             detail += f"; error: {run['error']}"
         lines.append(f"- {label} (goal ≤ {goal} s): {detail}")
+    if result.get("cold_over_warm") is not None:
+        lines.append(f"- cold / warm: x{result['cold_over_warm']:.1f}")
+    size = result["warm"].get("posterior_mb")
+    if size is not None:
+        lines.append(f"- posterior.nc: {size:.1f} MB (goal ≤ 10 MB)")
     lines.append(f"- command: `{result['command']}`")
     return [*lines, ""]
 
