@@ -8,7 +8,6 @@ from typing import Any
 import numpy as np
 from xarray import DataTree
 
-from em_reference.likelihood import log_sum_exp_rows, log_weighted_densities, precisions_cholesky
 from models.mixture import OBSERVED
 from models.predictions import component_arrays, mean_responsibilities
 
@@ -49,13 +48,3 @@ def posterior_membership(idata: DataTree) -> Membership:
     probabilities = mean_responsibilities(X, *draws)
     labels = np.argmax(probabilities, axis=1)
     return Membership(probabilities, labels, probabilities[np.arange(X.shape[0]), labels])
-
-
-def responsibilities(
-    X: np.ndarray, weights: np.ndarray, means: np.ndarray, covariances: np.ndarray
-) -> np.ndarray:
-    """r_ik = w_k N(x_i | mu_k, Sigma_k) / sum_j w_j N(x_i | mu_j, Sigma_j), shape (n, K)."""
-    weighted = log_weighted_densities(
-        X, weights, means, precisions_cholesky(covariances), weights.shape[0]
-    )
-    return np.exp(weighted - log_sum_exp_rows(weighted)[:, None])

@@ -26,6 +26,8 @@ from pymc.distributions.transforms import CholeskyCorrTransform
 from pymc.initial_point import make_initial_point_fn
 
 from em_reference import MixtureParameters, check_data, mixture_log_density, precisions_cholesky
+from em_reference.generator import draw_mixture
+from em_reference.validation import check_n_components, check_positive
 from em_reference.variational import GaussWishartPrior, resolve_prior
 
 OBSERVED = "X"
@@ -112,7 +114,7 @@ def build_model(
     n_components = check_n_components(n_components, n_points)
     spread = data_spread(X)
     for name, value in (("mean_scale", mean_scale), ("sd_scale", sd_scale), ("eta", eta)):
-        _check_positive(name, value)
+        check_positive(name, value)
     with pm.Model(coords=model_coords(n_points, n_features, n_components)) as model:
         weights = pm.Dirichlet("weights", a=np.ones(n_components), dims="component")
         if flat:
@@ -139,19 +141,6 @@ def model_coords(n_points: int, n_features: int, n_components: int) -> dict[str,
     }
 
 
-def check_n_components(n_components: Any, n_points: int) -> int:
-    """Return n_components as an int, raising ValueError unless 1 <= K <= n."""
-    if (
-        isinstance(n_components, bool)
-        or not isinstance(n_components, int | np.integer)
-        or n_components < 1
-    ):
-        raise ValueError(f"n_components must be an integer >= 1, got {n_components!r}")
-    if n_points < n_components:
-        raise ValueError(f"X has {n_points} points, fewer than n_components={n_components}")
-    return int(n_components)
-
-
 def data_spread(X: np.ndarray) -> np.ndarray:
     """Standard deviation of each column of X (D,), raising ValueError if one is zero."""
     spread = X.std(axis=0)
@@ -162,14 +151,6 @@ def data_spread(X: np.ndarray) -> np.ndarray:
             "are scaled by each column's standard deviation"
         )
     return spread
-
-
-def _check_positive(name: str, value: Any) -> None:
-    """Raise ValueError unless value is a finite number > 0."""
-    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
-        raise ValueError(f"{name} must be a number > 0, got {value!r}")
-    if not (np.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -295,17 +276,17 @@ def mixture_random(
     n_components: int,
     n_features: int,
 ) -> np.ndarray:
-    """Points (*size, D): a component drawn by weight, then mu_k + L_k z with L_k = U_k^-T."""
-    rng = np.random.default_rng(rng)
-    size = () if size is None else tuple(size)
+    """Points (*size, D) by em_reference's sampler; L_k = U_k^-T from the precision factors."""
     weights = np.reshape(weights, (n_components,))
     means = np.reshape(means, (n_components, n_features))
     precisions_chol = np.reshape(precisions_chol, (n_components, n_features, n_features))
     identity = np.broadcast_to(np.eye(n_features), precisions_chol.shape)
     lower = np.swapaxes(np.linalg.solve(precisions_chol, identity), -1, -2)  # L_k = U_k^{-T}
-    labels = rng.choice(n_components, size=size, p=weights / weights.sum())
-    normals = rng.standard_normal((*size, n_features))
-    return means[labels] + np.einsum("...ij,...j->...i", lower[labels], normals)
+    size = () if size is None else tuple(size)
+    points, _ = draw_mixture(
+        np.random.default_rng(rng), size, weights / weights.sum(), means, lower
+    )
+    return points
 
 
 # ---------------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from threadpoolctl import threadpool_limits
 from xarray import DataTree
 
 from em_reference import GaussianMixtureEM, MixtureParameters
+from em_reference.validation import check_integer
 from models.labels import relabel_posterior
 from models.mixture import as_parameters, check_compatible, observed_data
 from models.nuts_setup import choose_mass_matrix, nuts_step
@@ -86,9 +87,9 @@ def sample_posterior(
     `predictions=False` leaves out the log_likelihood and posterior_predictive groups (the
     report needs them).
     """
-    draws = _check_int("draws", draws, 1)
-    tune = _check_int("tune", tune, 0)
-    chains = _check_int("chains", chains, 1)
+    draws = check_integer("draws", draws, 1)
+    tune = check_integer("tune", tune, 0)
+    chains = check_integer("chains", chains, 1)
     cores = min(chains, os.cpu_count() or 1) if cores is None else cores
     random_seed = _check_seed(random_seed)
     mass_matrix = choose_mass_matrix(model, mass_matrix)
@@ -201,15 +202,8 @@ def _check_complete(idata: DataTree, chains: int, draws: int) -> None:
         )
 
 
-def _check_int(name: str, value: Any, minimum: int) -> int:
-    """Return value as an int, raising ValueError unless it is an integer >= minimum."""
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
 def _check_seed(random_seed: Any) -> int:
     """An integer seed: random_seed itself, or a fresh one when None (it is recorded)."""
     if random_seed is None:
         return int(np.random.SeedSequence().generate_state(1)[0])
-    return _check_int("random_seed", random_seed, 0)
+    return check_integer("random_seed", random_seed, 0)

@@ -7,9 +7,9 @@ import pymc as pm
 import pytest
 import xarray as xr
 
-from em_reference import seed7907
+from em_reference import precisions_cholesky, seed7907
+from em_reference.em import expectation_step
 from models import OBSERVED, build_model, parameter_point
-from models.membership import responsibilities
 from models.predictions import (
     PREDICTIVE_DRAWS,
     STORED_DTYPE,
@@ -105,13 +105,17 @@ def test_blocked_log_likelihood_equals_one_block(seed_data, monkeypatch):
     np.testing.assert_array_equal(pointwise_log_likelihood(X, *arrays), whole)
 
 
+def _em_responsibilities(X, weights, means, covariances):
+    """EM's E-step (em_reference's one) at one draw: responsibilities (n, K)."""
+    log_resp, _ = expectation_step(X, weights, means, precisions_cholesky(covariances))
+    return np.exp(log_resp)
+
+
 def test_mean_responsibilities_average_each_draw_s(seed_data):
     X, _ = seed_data
     weights, means, covariances = component_arrays(scattered_posterior(2, 5, seed=2))
-    expected = np.mean(
-        [responsibilities(X, *draw) for draw in zip(weights, means, covariances, strict=True)],
-        axis=0,
-    )
+    draws = zip(weights, means, covariances, strict=True)
+    expected = np.mean([_em_responsibilities(X, *draw) for draw in draws], axis=0)
     np.testing.assert_allclose(
         mean_responsibilities(X, weights, means, covariances), expected, rtol=1e-12, atol=1e-300
     )
