@@ -71,7 +71,13 @@ def nuts_step(
     compile_kwargs: dict[str, Any],
     target_accept: float,
 ) -> tuple[list[dict[str, np.ndarray]], pm.NUTS]:
-    """A start per chain (one per seed) and the NUTS step, logp and gradient compiled once."""
+    """A start per chain (one per seed) and the NUTS step, logp and gradient compiled once.
+
+    The step is what `pymc.sampling.mcmc.init_nuts(init="adapt_full" or "adapt_diag",
+    initvals=starts)` builds, rebuilt here from the same PyMC internals (`logp_dlogp_function`,
+    `DictToArrayBijection`, `quadpotential`) so that the function compiled for the Laplace starts
+    is the one NUTS uses; tests/test_nuts_setup.py checks it against `init_nuts` itself.
+    """
     logp_dlogp = model.logp_dlogp_function(ravel_inputs=True, **compile_kwargs)
     logp_dlogp.trust_input = True
     logp_dlogp.set_extra_values({})

@@ -111,3 +111,47 @@ def test_default_mass_matrix_is_dense_for_small_models_and_diagonal_for_large(se
     assert choose_mass_matrix(large, "full") == "full"
     with pytest.raises(ValueError, match="mass_matrix must be one of"):
         choose_mass_matrix(large, "dense")
+
+
+def _state(obj, prefix: str = "") -> dict:
+    """An object's numbers and settings by dotted name, nested objects opened, rngs left out."""
+    state = {}
+    for key, value in vars(obj).items():
+        if isinstance(value, np.random.Generator):
+            continue
+        if hasattr(value, "__dict__") and not isinstance(value, type):
+            state |= _state(value, f"{prefix}{key}.")
+        else:
+            state[prefix + key] = value
+    return state
+
+
+def test_the_step_is_pymc_init_nuts_adapt_full_from_our_starts(seed_data, seed_em):
+    # nuts_step rebuilds init_nuts's "adapt_full" branch from PyMC internals so that the logp
+    # and gradient compile once for the Laplace starts and NUTS alike. If PyMC changes that
+    # branch (the potential's class, mean, initial covariance, adaptation window, or what the
+    # step keeps), this test fails and nuts_step must follow.
+    from pymc.sampling.mcmc import init_nuts
+
+    model = build_model(seed_data[0], n_components=3)
+    starts, ours = nuts_step(model, seed_em.parameters_, [1, 2], "full", {}, 0.8)
+    _, theirs = init_nuts(
+        init="adapt_full",
+        chains=2,
+        initvals=starts,
+        model=model,
+        random_seed=[1, 2],
+        progressbar=False,
+        target_accept=0.8,
+    )
+    assert type(ours.potential) is type(theirs.potential)
+    mine, pymc_state = _state(ours.potential), _state(theirs.potential)
+    assert mine.keys() == pymc_state.keys()
+    for key, value in pymc_state.items():
+        if isinstance(value, np.ndarray | float):  # PyMC averages the starts repeated: last bits
+            np.testing.assert_allclose(mine[key], value, rtol=1e-12, err_msg=key)
+        else:
+            assert mine[key] == value, key
+    for name in ("target_accept", "max_treedepth", "step_size", "Emax", "adapt_step_size"):
+        assert getattr(ours, name) == getattr(theirs, name), name
+    assert vars(ours.step_adapt) == vars(theirs.step_adapt)
