@@ -27,12 +27,11 @@ from models.predictions import log_likelihood_group, predictive_group
 BACKEND: str | None = None
 """PyTensor backend for NUTS; None is PyTensor's default, Numba.
 
-Measured on seed-7907 (4 x 1000 draws, 2 shared cores): Numba samples in about 7 s; the C backend
-took 263 s (PyTensor warns that it could not link to a BLAS), so it is not the default, even
-though its draws were bitwise identical whether freshly compiled or cached. With Numba, runs that
-load the compiled function from the cache repeat exactly; the run that first compiles it (a new
-machine or cache) gives other draws: its log density differs from the cached function's by one
-ulp at about 1 % of points, which Numba's fastmath flags allow (benchmarks/README.md).
+The C backend samples far slower here (PyTensor cannot link it to a BLAS), though its draws are
+bitwise identical whether freshly compiled or cached. With Numba, runs that load the compiled
+function from the cache repeat exactly; the run that first compiles it (a new machine or cache)
+gives other draws: its log density differs from the cached function's by one ulp at about 1 % of
+points, which Numba's fastmath flags allow. The measurements are in benchmarks/README.md.
 """
 
 FIRST_COMPILE_NOTICE = (
@@ -77,10 +76,9 @@ def sample_posterior(
     that had to be permuted to the reference labelling; 0 means no label switching),
     `random_seed` and `backend`. The same random_seed gives the same draws, whatever `cores`.
     `cores=None` runs one chain per CPU core (PyMC's own default counts half the cores, which on
-    a 2-core machine samples the chains one after another: 6.1 s against 4.9 s on seed-7907);
-    chains sampled in parallel get one BLAS thread each, since the likelihood's matrix product
-    is threaded at large n and the processes' threads then fight for the cores (n = 50,000, 2
-    chains on 2 cores: 84.5 s of sampling with the library default, 34.8 s with one thread);
+    a 2-core machine samples the chains one after another); chains sampled in parallel get one
+    BLAS thread each, since the likelihood's matrix product is threaded at large n and the
+    processes' threads would fight for the cores (benchmarks/README.md has both measurements);
     `backend` ("numba", "c", ...) is PyTensor's default, Numba, when None (see `BACKEND`).
     `mass_matrix` "full" or "diag" chooses the adapted NUTS mass matrix; None means "full" up to
     `models.nuts_setup.DENSE_MAX_SIZE` free parameters, "diag" beyond (recorded as `mass_matrix`).
