@@ -433,6 +433,12 @@ def fit_nuts(
         "nuts_seconds": time.perf_counter() - started,
     }
     problems = [f"NUTS: {problem}" for problem in diagnostics.problems]
+    if k == 1:
+        # The single weight is 1 in every draw: its R-hat is undefined (NaN), not a failure.
+        values["max_rhat"] = float(
+            max(azs.rhat(posterior[[name]]).max()[name] for name in ("means", "covariances"))
+        )
+        problems = [problem for problem in problems if "for weights[" not in problem]
     problems += posterior_problems(posterior, diagnostics.relabelled_draws, n_draws)
     if pareto_k_bad:
         problems.append(
@@ -635,11 +641,12 @@ def _series(result: SelectionResult, name: str) -> tuple[list[int], list[float]]
 
 
 def _mark_choice(ax: Any, result: SelectionResult, name: str, chosen: int | None, colour: str):
-    """A star on the curve of `name` at the chosen K."""
+    """A star on the curve of `name` at the chosen K, and a dotted line through it."""
     if chosen is None:
         return
     value = next(getattr(row, name) for row in result.rows if row.k == chosen)
     ax.plot([chosen], [value], marker="*", markersize=16, color=colour, zorder=5)
+    ax.axvline(chosen, color=colour, linestyle=":", alpha=0.7)
 
 
 def _draw_em(ax: Any, result: SelectionResult) -> None:
