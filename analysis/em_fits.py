@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 from analysis.checks import check_components
 from analysis.datasets import Dataset
@@ -223,6 +222,8 @@ def matching_order(agreement: np.ndarray) -> np.ndarray:
     Column order[j] becomes component j; columns matched to no row (K > m) follow in their
     original order.
     """
+    from scipy.optimize import linear_sum_assignment  # a second to import: only when aligning
+
     rows, cols = linear_sum_assignment(agreement, maximize=True)
     order = [int(c) for _, c in sorted(zip(rows, cols, strict=True))]
     rest = [c for c in range(agreement.shape[1]) if c not in order]
