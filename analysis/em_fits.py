@@ -222,7 +222,7 @@ def matching_order(agreement: np.ndarray) -> np.ndarray:
     Column order[j] becomes component j; columns matched to no row (K > m) follow in their
     original order.
     """
-    from scipy.optimize import linear_sum_assignment  # a second to import: only when aligning
+    from scipy.optimize import linear_sum_assignment  # slow to import: only when aligning
 
     rows, cols = linear_sum_assignment(agreement, maximize=True)
     order = [int(c) for _, c in sorted(zip(rows, cols, strict=True))]

@@ -389,41 +389,25 @@ def plot_rank(idata: Any, out: Path) -> Path:
 
 
 def predictive_tree(idata: Any) -> xr.DataTree:
-    """Observed and replicated data with one variable per coordinate (x1, x2, ...)."""
-    observed = idata.observed_data
-    name = next(iter(observed.data_vars))
-    predicted = idata.posterior_predictive[name]
-    obs = observed[name]
-    extra = [d for d in obs.dims if d != obs.dims[0]]
-    if not extra:
-        return xr.DataTree.from_dict(
-            {
-                "posterior_predictive": xr.Dataset({"x1": predicted}),
-                "observed_data": xr.Dataset({"x1": obs}),
-            }
-        )
-    dim = extra[0]
-    pick = {f"x{j + 1}": j for j in range(obs.sizes[dim])}
-    return xr.DataTree.from_dict(
-        {
-            "posterior_predictive": xr.Dataset(
-                {key: predicted.isel({dim: j}, drop=True) for key, j in pick.items()}
-            ),
-            "observed_data": xr.Dataset(
-                {key: obs.isel({dim: j}, drop=True) for key, j in pick.items()}
-            ),
-        }
-    )
+    """Observed and replicated data, their coordinates labelled x1, x2, ... for the panels."""
+    groups = {}
+    for group in ("posterior_predictive", "observed_data"):
+        data = idata[group].to_dataset()
+        if "dim" in data.dims:
+            data = data.assign_coords(dim=[f"x{j + 1}" for j in range(data.sizes["dim"])])
+        groups[group] = data
+    return xr.DataTree.from_dict(groups)
 
 
 def plot_ppc(idata: Any, out: Path) -> Path:
-    """Posterior predictive check: each coordinate's density, observed against replicated."""
+    """Posterior predictive check: each coordinate's density (one panel per `dim`)."""
     tree = predictive_tree(idata)
-    n = len(tree["observed_data"].data_vars)
+    n = tree["observed_data"].sizes.get("dim", 1)
     pc = azp.plot_ppc_dist(
         tree,
         backend="matplotlib",
         num_samples=PPC_DRAWS,
+        cols=["dim"] if "dim" in tree["observed_data"].dims else [],
         figure_kwargs={"figsize": (min(4.0 * n, 14.0), 3.8)},
     )
     return _arviz_figure(
