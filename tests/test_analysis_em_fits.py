@@ -16,6 +16,7 @@ def seed_fits() -> EMFits:
 
 
 def test_initial_run_is_the_seed_programs_run(seed_fits, seed_em):
+    """The run from the source's initial values is the seed program's EM fit."""
     run = seed_fits.runs["initial"]
     assert np.array_equal(run.parameters.weights, seed_em.weights_)
     assert np.array_equal(run.parameters.means, seed_em.means_)
@@ -26,6 +27,7 @@ def test_initial_run_is_the_seed_programs_run(seed_fits, seed_em):
 
 
 def test_equal_optima_keep_the_seed_start_as_reference(seed_fits):
+    """Restarts reaching the same optimum leave the seed start as the reference run."""
     restarts = seed_fits.runs["restarts"]
     assert seed_fits.reference == "initial"
     reference = seed_fits.reference_run
@@ -33,12 +35,14 @@ def test_equal_optima_keep_the_seed_start_as_reference(seed_fits):
 
 
 def test_restarts_are_put_in_the_true_order(seed_fits):
+    """The restarts run's components are reordered to match the true components."""
     restarts = seed_fits.runs["restarts"].parameters
     assert np.allclose(restarts.means, seed7907.PUBLISHED.means, atol=2e-3)
     assert np.allclose(restarts.weights, seed7907.PUBLISHED.weights, atol=2e-3)
 
 
 def test_reference_is_matched_to_the_truth_when_it_comes_out_permuted():
+    """A reference run found in another order is permuted to the true labels."""
     # The seed1000 notebook's start ends with components in the order 0, 2, 1 of the truth.
     dataset = load_dataset("seed1000")
     fits = fit_em(dataset, 3, random_seed=0)
@@ -48,6 +52,7 @@ def test_reference_is_matched_to_the_truth_when_it_comes_out_permuted():
 
 
 def test_unlabelled_data_are_ordered_by_the_first_mean_coordinate():
+    """Without labels, components are ordered by their first mean coordinate."""
     X, _ = sample_mixture(
         300, [0.5, 0.5], [[5.0, 0.0], [-5.0, 0.0]], [np.eye(2), np.eye(2)], seed=3
     )
@@ -58,6 +63,7 @@ def test_unlabelled_data_are_ordered_by_the_first_mean_coordinate():
 
 
 def test_more_components_than_true_ones_still_aligns():
+    """K above the true number of components still gives one aligned run."""
     dataset = load_dataset("seed7907")
     fits = fit_em(dataset, 4, random_seed=0)
     assert list(fits.runs) == ["restarts"]  # the seed start has 3 components
@@ -88,6 +94,7 @@ def test_a_run_carries_the_responsibilities_of_its_estimates(seed_fits, seed_em,
 
 
 def test_estimator_carries_the_estimates(seed_fits, seed_data):
+    """The estimator made from a run predicts its labels and scores its log-likelihood."""
     X, _ = seed_data
     run: EMFit = seed_fits.reference_run
     fit = run.estimator()
@@ -96,6 +103,7 @@ def test_estimator_carries_the_estimates(seed_fits, seed_data):
 
 
 def test_matching_order_maximises_agreement():
+    """The column order maximises the matched agreement, unmatched columns last."""
     agreement = np.array([[0, 9, 1], [8, 0, 0], [1, 0, 7]])
     assert matching_order(agreement).tolist() == [1, 0, 2]
     wide = np.array([[0, 5, 0, 1], [6, 0, 0, 0]])
@@ -104,5 +112,6 @@ def test_matching_order_maximises_agreement():
 
 @pytest.mark.parametrize(("k", "message"), [(0, "integer >= 1"), (501, "fewer than the 501")])
 def test_bad_component_counts(k, message):
+    """K below 1 or above the number of points is a ValueError saying which."""
     with pytest.raises(ValueError, match=message):
         fit_em(load_dataset("seed7907"), k, random_seed=0)
