@@ -1,1 +1,19 @@
-"""Comparisons of the EM estimate and the NUTS posterior, figures, reports and the command line."""
+"""EM against the NUTS posterior on the same Gaussian mixture: the pipeline, report and command.
+
+In the order data flows through them:
+- `datasets` — the named datasets and a user's CSV;
+- `settings` — the run's settings and the report's constants (one home each);
+- `checks` — the checks made on the data before any work;
+- `em_fits` — both EM runs, their responsibilities and labels, in one component order;
+- `pipeline` — EM then NUTS into one `Results` value (with the posterior membership);
+- `saved` — the saved results on disk: save, load (checked), copy;
+- `comparison` — every number the report shows, as one JSON-ready dict from ArviZ's summary;
+- `tables` — the report's tables built from that dict;
+- `figures` — the figures and their captions;
+- `render` — Markdown, self-contained HTML and the headline lines;
+- `report` — the report folder written from a `Results` value;
+- `files` — safe writing (temporary path renamed into place, manifests);
+- `interrupts` — SIGINT/SIGTERM handling for the command;
+- `cli` — the `gmm-compare` command (also `python -m analysis`);
+- `render_check` — a manual check that a report renders in a browser.
+"""

@@ -19,17 +19,26 @@ import logging
 import os
 import signal
 import sys
-import threading
 import warnings
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
-from analysis.compare import Settings
+from analysis import pipeline
+from analysis.checks import check_components
 from analysis.datasets import DATASETS, Dataset, load_dataset, read_csv, to_csv
+from analysis.em_fits import N_INIT, EMFits
 from analysis.files import dumps, staged_folder, write_text_atomic
-from analysis.fitting import check_components
+from analysis.interrupts import (
+    RECEIVED,
+    Interrupted,
+    check_not_interrupted,
+    interrupts_unwind,
+    stop_children,
+)
+from analysis.render import headline
+from analysis.saved import REPORT_NAMES, copy_results, em_document, load_results, save_results
+from analysis.settings import RunSettings
 
 PROG = "gmm-compare"
 DEFAULT_DATASET = "seed7907"
@@ -37,23 +46,10 @@ REPORTS = Path("reports")
 SUBCOMMANDS = ("data", "em", "sample", "report", "compare")
 MAX_SEED = 2**32 - 1
 STDOUT = Path("-")
-INTERRUPTS = (signal.SIGINT, signal.SIGTERM)
-STRAGGLER_GRACE = 3.0
-"""Seconds the workers have to stop by themselves after an interrupt before they are killed."""
-RECEIVED: list[int] = []
-"""The interrupts this command received: checked again in case a library swallowed one."""
 
 
 class UsageError(Exception):
     """A command-line mistake: reported in one line, exit status 2."""
-
-
-class Interrupted(BaseException):
-    """SIGINT or SIGTERM arrived: unwinds everything (PyMC's sampler swallows KeyboardInterrupt)."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
 
 
 class Parser(argparse.ArgumentParser):
@@ -180,7 +176,7 @@ def build_parser() -> Parser:
             False,
         ),
         "em": (
-            "fit EM from the source's initial values and from 10 seeded k-means++ "
+            f"fit EM from the source's initial values and from {N_INIT} seeded k-means++ "
             "restarts; print the estimates",
             None,
             False,
@@ -247,13 +243,13 @@ def load(args: argparse.Namespace) -> Dataset:
     return load_dataset(args.dataset or DEFAULT_DATASET)
 
 
-def settings_for(args: argparse.Namespace, dataset: Dataset) -> Settings:
+def settings_for(args: argparse.Namespace, dataset: Dataset) -> RunSettings:
     """The run's settings, K checked against the data."""
     k = args.components if args.components is not None else dataset.default_components
     check_components(dataset, k)
-    return Settings(
+    return RunSettings(
         n_components=k,
-        seed=args.seed,
+        random_seed=args.seed,
         draws=getattr(args, "draws", 0),
         tune=getattr(args, "tune", 0),
         chains=getattr(args, "chains", 0),
@@ -316,11 +312,9 @@ def command_data(args: argparse.Namespace) -> int:
 
 def command_em(args: argparse.Namespace) -> int:
     """Fit both EM runs and print them."""
-    from analysis.report import em_document, run_em
-
     dataset = load(args)
     settings = settings_for(args, dataset)
-    fits = run_em(dataset, settings)
+    fits = pipeline.run_em(dataset, settings)
     if args.json:
         print(dumps(em_document(dataset, fits, settings)), end="")
         return 0
@@ -328,7 +322,7 @@ def command_em(args: argparse.Namespace) -> int:
     return 0
 
 
-def em_lines(dataset: Dataset, fits: Any) -> list[str]:
+def em_lines(dataset: Dataset, fits: EMFits) -> list[str]:
     """A readable account of each EM run."""
     import numpy as np
 
@@ -337,7 +331,7 @@ def em_lines(dataset: Dataset, fits: Any) -> list[str]:
         p = run.parameters
         accuracy = ""
         if dataset.labels is not None:
-            accuracy = f", accuracy {np.mean(run.labels(dataset.X) == dataset.labels):.1%}"
+            accuracy = f", accuracy {np.mean(run.labels == dataset.labels):.1%}"
         mark = " (reference)" if name == fits.reference else ""
         lines += [
             f"EM {name}{mark}: {run.start}",
@@ -350,7 +344,7 @@ def em_lines(dataset: Dataset, fits: Any) -> list[str]:
     return lines
 
 
-def prepared(args: argparse.Namespace) -> tuple[Dataset, Settings, Path]:
+def prepared(args: argparse.Namespace) -> tuple[Dataset, RunSettings, Path]:
     """The dataset, the settings and the report folder, all checked before anything runs."""
     dataset = load(args)
     settings = settings_for(args, dataset)
@@ -361,18 +355,14 @@ def prepared(args: argparse.Namespace) -> tuple[Dataset, Settings, Path]:
 
 def report_folder(target: Path) -> Any:
     """The staging context for a report folder: only a folder that is one of ours is replaced."""
-    from analysis.report import REPORT_NAMES
-
     return staged_folder(target, recognised=REPORT_NAMES, before_publish=check_not_interrupted)
 
 
 def sample_into(
-    args: argparse.Namespace, dataset: Dataset, settings: Settings, staging: Path
-) -> Any:
+    args: argparse.Namespace, dataset: Dataset, settings: RunSettings, staging: Path
+) -> pipeline.Results:
     """Run EM and NUTS and save the results into the staging folder."""
-    from analysis.report import run_all, save_results
-
-    results = run_all(dataset, settings, progressbar=not (args.quiet or args.json))
+    results = pipeline.run_all(dataset, settings, progressbar=not (args.quiet or args.json))
     save_results(results, staging)
     return results
 
@@ -382,9 +372,9 @@ def command_sample(args: argparse.Namespace) -> int:
     dataset, settings, target = prepared(args)
     with report_folder(target) as staging:
         results = sample_into(args, dataset, settings, staging)
-    from analysis.compare import sampler_section
+    from analysis.comparison import sampler_summary  # ArviZ: only when there is a posterior
 
-    sampler = sampler_section(results.idata)
+    sampler = sampler_summary(results.idata)
     if args.json:
         print(dumps({"path": str(target), "sampler": sampler}), end="")
     elif args.quiet:
@@ -403,7 +393,7 @@ def command_sample(args: argparse.Namespace) -> int:
 
 def command_report(args: argparse.Namespace) -> int:
     """Rebuild the report from the results saved in the folder."""
-    from analysis.report import copy_results, load_results, write_report
+    from analysis.report import write_report  # ArviZ, matplotlib: only when writing a report
 
     target = output_folder(args)
     results = load_results(target)
@@ -416,7 +406,7 @@ def command_report(args: argparse.Namespace) -> int:
 
 def command_compare(args: argparse.Namespace) -> int:
     """EM, NUTS and the whole report."""
-    from analysis.report import write_report
+    from analysis.report import write_report  # ArviZ, matplotlib: only when writing a report
 
     dataset, settings, target = prepared(args)
     with report_folder(target) as staging:
@@ -427,8 +417,6 @@ def command_compare(args: argparse.Namespace) -> int:
 
 def finish(args: argparse.Namespace, target: Path, comparison: dict[str, Any]) -> int:
     """Print the summary and the report's path (or JSON, or only the path)."""
-    from analysis.report import headline
-
     if args.json:
         print(dumps({"report": str(target), **comparison}), end="")
     elif args.quiet:
@@ -445,104 +433,6 @@ HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "report": command_report,
     "compare": command_compare,
 }
-
-
-def _handler(owner: int) -> Callable[[int, Any], None]:
-    """A signal handler for the process `owner`: ignore further interrupts and unwind.
-
-    A process forked from it (PyMC's samplers, the figure drawer) keeps the usual behaviour:
-    KeyboardInterrupt on SIGINT, death on SIGTERM.
-    """
-
-    def interrupt(signum: int, _frame: Any) -> None:
-        if os.getpid() != owner:
-            if signum == signal.SIGINT:
-                raise KeyboardInterrupt
-            signal.signal(signum, signal.SIG_DFL)
-            os.kill(os.getpid(), signum)
-            return
-        for other in INTERRUPTS:
-            signal.signal(other, signal.SIG_IGN)  # the clean-up must finish
-        RECEIVED.append(signum)
-        # Should a library swallow the exception (it happens while PyMC starts its workers),
-        # killing the workers makes the sampler fail, and the run unwinds all the same.
-        straggler = threading.Timer(STRAGGLER_GRACE, stop_children)
-        straggler.daemon = True
-        straggler.start()
-        raise Interrupted(signum)
-
-    return interrupt
-
-
-def _drop_swallowed_interrupts(unraisable: Any) -> None:
-    """sys.unraisablehook: an Interrupted that Python had to drop is not printed.
-
-    The handler raised it where Python cannot propagate it (a fork callback, when PyMC starts
-    its workers); it is recorded in RECEIVED and the run stops anyway (see `_handler`).
-    """
-    if not isinstance(unraisable.exc_value, Interrupted):
-        sys.__unraisablehook__(unraisable)
-
-
-PR_SET_PDEATHSIG = 1
-_DIE_WITH_PARENT: list[bool] = []
-
-
-def _die_with_parent() -> None:
-    """In a child forked by the command (Linux): be killed when its parent dies.
-
-    PyMC's forked workers hold both ends of their own pipes, so a worker whose parent was
-    killed (SIGKILL) would otherwise wait for orders forever.
-    """
-    import ctypes
-
-    ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() == 1:  # the parent died before the request was made
-        os._exit(1)
-
-
-def children_die_with_the_command() -> None:
-    """Register, once, the fork callback `_die_with_parent` (Linux only)."""
-    if sys.platform == "linux" and not _DIE_WITH_PARENT:
-        os.register_at_fork(after_in_child=_die_with_parent)
-        _DIE_WITH_PARENT.append(True)
-
-
-@contextmanager
-def interrupts_unwind() -> Iterator[None]:
-    """SIGINT and SIGTERM raise Interrupted while inside (main thread only); restored after."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    children_die_with_the_command()
-    handler = _handler(os.getpid())
-    previous = {signum: signal.signal(signum, handler) for signum in INTERRUPTS}
-    previous_hook, sys.unraisablehook = sys.unraisablehook, _drop_swallowed_interrupts
-    try:
-        yield
-    finally:
-        sys.unraisablehook = previous_hook
-        for signum, old in previous.items():
-            signal.signal(signum, old)
-
-
-def check_not_interrupted() -> None:
-    """Raise Interrupted if an interrupt arrived, even one a library caught and ignored."""
-    if RECEIVED:
-        raise Interrupted(RECEIVED[0])
-
-
-def stop_children() -> None:
-    """Kill the worker processes an interrupt left running (PyMC's samplers wait for orders).
-
-    Interrupted while starting them, PyMC never tells them to stop, and Python's exit would
-    wait for them forever.
-    """
-    import multiprocessing
-
-    for child in multiprocessing.active_children():
-        child.kill()
-        child.join(timeout=STRAGGLER_GRACE)
 
 
 def _show_warning(

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import csv
 import io
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -281,14 +280,3 @@ def to_csv(dataset: Dataset) -> str:
         for label, row in zip(dataset.labels, dataset.X, strict=True):
             writer.writerow([int(label), *(repr(float(v)) for v in row)])
     return out.getvalue()
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m analysis.datasets [NAME]`: the same as `gmm-compare data`."""
-    from analysis.cli import main as cli_main
-
-    return cli_main(["data", *(sys.argv[1:] if argv is None else argv)])
-
-
-if __name__ == "__main__":
-    sys.exit(main())

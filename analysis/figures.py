@@ -28,9 +28,11 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Ellipse
 
-from analysis.compare import UNCERTAIN_BELOW, posterior_arrays
 from analysis.datasets import Dataset
-from analysis.fitting import EMFits
+from analysis.em_fits import EMFits
+from analysis.pipeline import Results
+from analysis.render import FigureFile
+from analysis.settings import UNCERTAIN_BELOW, interval_percent
 
 DPI = 110
 SIGMA = "\N{GREEK SMALL LETTER SIGMA}"
@@ -50,8 +52,29 @@ FIGURES = (
     "ppc",
 )
 CHILD_FIGURES = ("rank", "data", "em_clusters", "misclassified", "em_convergence")
-"""Figures a forked process draws while this one draws the rest (about 2.3 s and 2 s of the
-4.6 s it took one process on seed-7907; the rank plot's chain test is the slowest)."""
+"""Figures a forked process draws while this one draws the rest: about half the drawing time
+each, the rank plot's chain test being the slowest."""
+CAPTIONS = {
+    "data": "The data, coloured by the component each point was drawn from.",
+    "em_clusters": f"EM's clustering with each component's 1{SIGMA} (solid) and 2{SIGMA} "
+    "(dashed) ellipse.",
+    "posterior_clusters": "Posterior clustering (most probable component of each point) with "
+    "ellipses from a spread of posterior draws: their scatter is the "
+    "uncertainty EM's single estimate does not show.",
+    "misclassified": "Points whose EM or posterior label differs from the truth, and points "
+    f"whose posterior membership is uncertain (top probability < {UNCERTAIN_BELOW}).",
+    "em_convergence": "EM's total log-likelihood by iteration (top) and its distance to the "
+    "final value on a log scale (bottom).",
+    "forest": f"Posterior means and {interval_percent()} intervals of every parameter, with "
+    "EM's estimate (x) and the true value (◇) where known.",
+    "trace": "Trace plot: marginal posterior of each weight and mean coordinate per chain "
+    "(left) and the draws in order (right).",
+    "rank": "Rank plots: the difference between each chain's rank ECDF and a uniform one; "
+    "curves near zero mean the chains agree, a small p flags a chain that differs.",
+    "ppc": "Posterior predictive check: the density of each coordinate, observed (black) "
+    "against data sets replicated from the posterior (blue).",
+}
+"""The caption printed under each figure in the report."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -152,9 +175,9 @@ def plot_data(dataset: Dataset, out: Path) -> Path:
 
 def plot_em_clusters(dataset: Dataset, fits: EMFits, out: Path) -> Path:
     """EM's clustering (reference run) with its 1 sigma and 2 sigma covariance ellipses."""
-    run = fits.best
+    run = fits.reference_run
     fig, ax = _new(f"EM clustering ({run.name} run) with 1{SIGMA} and 2{SIGMA} ellipses")
-    _scatter_by(ax, dataset, run.labels(dataset.X), "EM component")
+    _scatter_by(ax, dataset, run.labels, "EM component")
     p = run.parameters
     for k in range(p.n_components):
         for n_sigma, style in ((1.0, "-"), (2.0, "--")):
@@ -172,17 +195,24 @@ def _centre(mean: np.ndarray) -> tuple[float, float]:
     return float(mean[0]), float(mean[1]) if mean.shape[0] > 1 else 0.0
 
 
+def posterior_draws(idata: Any, name: str) -> np.ndarray:
+    """A posterior variable's draws, chain and draw merged into the first axis: (S, ...)."""
+    from arviz_base import extract
+
+    return np.asarray(extract(idata, var_names=name).transpose("sample", ...))
+
+
 def plot_posterior_clusters(
-    dataset: Dataset, idata: Any, probabilities: np.ndarray, out: Path
+    dataset: Dataset, idata: Any, membership: np.ndarray, out: Path
 ) -> Path:
-    """Posterior clustering, with 1-sigma/2-sigma ellipses of a spread of posterior draws."""
-    draws = posterior_arrays(idata)
+    """Posterior clustering (membership (n, K)), with ellipses of a spread of posterior draws."""
+    means, covariances = (posterior_draws(idata, name) for name in ("means", "covariances"))
     fig, ax = _new(f"Posterior clustering with ellipses of {ELLIPSE_DRAWS} posterior draws")
-    _scatter_by(ax, dataset, probabilities.argmax(axis=1), "posterior component")
-    chosen = np.linspace(0, draws["weights"].shape[0] - 1, ELLIPSE_DRAWS).astype(int)
+    _scatter_by(ax, dataset, membership.argmax(axis=1), "posterior component")
+    chosen = np.linspace(0, means.shape[0] - 1, ELLIPSE_DRAWS).astype(int)
     for s in chosen:
-        for k in range(draws["means"].shape[1]):
-            mean, cov = draws["means"][s, k], draws["covariances"][s, k]
+        for k in range(means.shape[1]):
+            mean, cov = means[s, k], covariances[s, k]
             ellipse(ax, mean, cov, 1.0, _colour(k), lw=0.6, alpha=0.35)
             ellipse(ax, mean, cov, 2.0, _colour(k), lw=0.6, alpha=0.25, linestyle="--")
     ax.plot([], [], "k-", lw=0.6, label=f"1{SIGMA} ellipse (one draw)")
@@ -192,14 +222,12 @@ def plot_posterior_clusters(
     return _save(fig, out / "posterior_clusters.png")
 
 
-def plot_misclassified(
-    dataset: Dataset, fits: EMFits, probabilities: np.ndarray, out: Path
-) -> Path:
-    """Misclassified points (EM and posterior) and uncertain ones (top probability < 0.9)."""
+def plot_misclassified(dataset: Dataset, fits: EMFits, membership: np.ndarray, out: Path) -> Path:
+    """Misclassified points (EM and posterior) and uncertain ones (top probability low)."""
     x, y = _plane(dataset.X)
-    em_labels = fits.best.labels(dataset.X)
-    post_labels = probabilities.argmax(axis=1)
-    uncertain = probabilities.max(axis=1) < UNCERTAIN_BELOW
+    em_labels = fits.reference_run.labels
+    post_labels = membership.argmax(axis=1)
+    uncertain = membership.max(axis=1) < UNCERTAIN_BELOW
     fig, ax = _new("Misclassified and uncertain points")
     ax.scatter(x, y, s=8, color="0.8", label="other points")
     if dataset.labels is not None:
@@ -279,7 +307,7 @@ def plot_em_convergence(fits: EMFits, out: Path) -> Path:
 
 
 def plot_forest(comparison: dict[str, Any], out: Path) -> Path:
-    """94 % intervals and posterior means of every parameter, EM and true values marked."""
+    """Posterior intervals and means of every parameter, EM and true values marked."""
     rows = comparison["parameters"]
     groups = [g for g in ("weights", "means", "covariances") if any(r["group"] == g for r in rows)]
     heights = [sum(r["group"] == g for r in rows) for g in groups]
@@ -292,7 +320,7 @@ def plot_forest(comparison: dict[str, Any], out: Path) -> Path:
     )
     reference = comparison["em"]["reference"]
     truth = " and true values" if any(r["true"] is not None for r in rows) else ""
-    fig.suptitle(f"Posterior 94 % intervals with EM ({reference} run){truth}")
+    fig.suptitle(f"Posterior {interval_percent()} intervals with EM ({reference} run){truth}")
     for ax, group in zip(np.atleast_1d(axes), groups, strict=True):
         _forest_group(ax, [r for r in rows if r["group"] == group], reference)
         ax.set_title(group, fontsize=10, loc="left")
@@ -306,7 +334,7 @@ def _forest_group(ax: Axes, rows: list[dict[str, Any]], reference: str) -> None:
     y = -np.arange(len(rows), dtype=float)
     low = [r["interval_low"] for r in rows]
     high = [r["interval_high"] for r in rows]
-    ax.hlines(y, low, high, color="tab:blue", lw=2.5, label="94 % interval")
+    ax.hlines(y, low, high, color="tab:blue", lw=2.5, label=f"{interval_percent()} interval")
     ax.plot([r["posterior_mean"] for r in rows], y, "o", color="tab:blue", label="posterior mean")
     ax.plot([r["em"][reference] for r in rows], y, "x", color="tab:red", ms=9, mew=2, label="EM")
     true = [(r["true"], yi) for r, yi in zip(rows, y, strict=True) if r["true"] is not None]
@@ -361,41 +389,25 @@ def plot_rank(idata: Any, out: Path) -> Path:
 
 
 def predictive_tree(idata: Any) -> xr.DataTree:
-    """Observed and replicated data with one variable per coordinate (x1, x2, ...)."""
-    observed = idata.observed_data
-    name = next(iter(observed.data_vars))
-    predicted = idata.posterior_predictive[name]
-    obs = observed[name]
-    extra = [d for d in obs.dims if d != obs.dims[0]]
-    if not extra:
-        return xr.DataTree.from_dict(
-            {
-                "posterior_predictive": xr.Dataset({"x1": predicted}),
-                "observed_data": xr.Dataset({"x1": obs}),
-            }
-        )
-    dim = extra[0]
-    pick = {f"x{j + 1}": j for j in range(obs.sizes[dim])}
-    return xr.DataTree.from_dict(
-        {
-            "posterior_predictive": xr.Dataset(
-                {key: predicted.isel({dim: j}, drop=True) for key, j in pick.items()}
-            ),
-            "observed_data": xr.Dataset(
-                {key: obs.isel({dim: j}, drop=True) for key, j in pick.items()}
-            ),
-        }
-    )
+    """Observed and replicated data, their coordinates labelled x1, x2, ... for the panels."""
+    groups = {}
+    for group in ("posterior_predictive", "observed_data"):
+        data = idata[group].to_dataset()
+        if "dim" in data.dims:
+            data = data.assign_coords(dim=[f"x{j + 1}" for j in range(data.sizes["dim"])])
+        groups[group] = data
+    return xr.DataTree.from_dict(groups)
 
 
 def plot_ppc(idata: Any, out: Path) -> Path:
-    """Posterior predictive check: each coordinate's density, observed against replicated."""
+    """Posterior predictive check: each coordinate's density (one panel per `dim`)."""
     tree = predictive_tree(idata)
-    n = len(tree["observed_data"].data_vars)
+    n = tree["observed_data"].sizes.get("dim", 1)
     pc = azp.plot_ppc_dist(
         tree,
         backend="matplotlib",
         num_samples=PPC_DRAWS,
+        cols=["dim"] if "dim" in tree["observed_data"].dims else [],
         figure_kwargs={"figsize": (min(4.0 * n, 14.0), 3.8)},
     )
     return _arviz_figure(
@@ -405,21 +417,20 @@ def plot_ppc(idata: Any, out: Path) -> Path:
     )
 
 
-def draw_all(
-    dataset: Dataset,
-    fits: EMFits,
-    idata: Any,
-    probabilities: np.ndarray,
-    comparison: dict[str, Any],
-    out: Path,
-) -> dict[str, Path]:
-    """Every figure into folder out; returns name -> path in report order."""
+def draw_all(results: Results, comparison: dict[str, Any], out: Path) -> dict[str, FigureFile]:
+    """Every figure into folder out; returns name -> FigureFile (path, caption) in report order."""
+    dataset, fits, idata, membership = (
+        results.dataset,
+        results.fits,
+        results.idata,
+        results.membership,
+    )
     out.mkdir(parents=True, exist_ok=True)
     makers: dict[str, Callable[[], Path]] = {
         "data": lambda: plot_data(dataset, out),
         "em_clusters": lambda: plot_em_clusters(dataset, fits, out),
-        "posterior_clusters": lambda: plot_posterior_clusters(dataset, idata, probabilities, out),
-        "misclassified": lambda: plot_misclassified(dataset, fits, probabilities, out),
+        "posterior_clusters": lambda: plot_posterior_clusters(dataset, idata, membership, out),
+        "misclassified": lambda: plot_misclassified(dataset, fits, membership, out),
         "em_convergence": lambda: plot_em_convergence(fits, out),
         "forest": lambda: plot_forest(comparison, out),
         "trace": lambda: plot_trace(idata, out),
@@ -431,7 +442,7 @@ def draw_all(
     else:
         for name in FIGURES:
             makers[name]()
-    return {name: out / f"{name}.png" for name in FIGURES}
+    return {name: FigureFile(out / f"{name}.png", CAPTIONS[name]) for name in FIGURES}
 
 
 def _can_fork() -> bool:
@@ -483,14 +494,3 @@ def _draw_in_child(
         send.send(f"{type(error).__name__}: {error}")
     finally:
         send.close()
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m analysis.figures [NAME] [--out DIR]`: redraw a saved report (`report`)."""
-    from analysis.cli import main as cli_main
-
-    return cli_main(["report", *(sys.argv[1:] if argv is None else argv)])
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -52,17 +52,31 @@ class Diagnostics:
         return self.min_ess_bulk / self.sampling_seconds
 
 
-def diagnose(idata: DataTree) -> Diagnostics:
-    """Diagnostics of a DataTree from `sample_posterior` (or a loaded copy of one)."""
+def diagnose(idata: DataTree, summary: xr.Dataset | None = None) -> Diagnostics:
+    """Diagnostics of a DataTree from `sample_posterior` (or a loaded copy of one).
+
+    `summary`, if given, is `arviz_stats.summary(idata, fmt="xarray")` of at least the
+    DIAGNOSED_VARIABLES (dim `summary` holding "r_hat", "ess_bulk", "ess_tail"): its R-hat and
+    ESS are used instead of being computed again.
+    """
     posterior = idata.posterior.to_dataset()[list(DIAGNOSED_VARIABLES)]
     n_draws = posterior.sizes["chain"] * posterior.sizes["draw"]
     divergences = int(idata.sample_stats["diverging"].sum())
-    ess_bulk = azs.ess(posterior, method="bulk")
-    ess_tail = azs.ess(posterior, method="tail")
+    if summary is None:
+        ess_bulk = azs.ess(posterior, method="bulk")
+        ess_tail = azs.ess(posterior, method="tail")
+        rhat = None
+    else:
+        table = summary[list(DIAGNOSED_VARIABLES)]
+        ess_bulk, ess_tail, rhat = (
+            table.sel(summary=name, drop=True) for name in ("ess_bulk", "ess_tail", "r_hat")
+        )
     one_chain = posterior.sizes["chain"] < 2
-    max_rhat, worst_rhat = (
-        (math.nan, "") if one_chain else extreme_scalar(azs.rhat(posterior), largest=True)
-    )
+    if one_chain:
+        max_rhat, worst_rhat = math.nan, ""
+    else:
+        rhat = azs.rhat(posterior) if rhat is None else rhat
+        max_rhat, worst_rhat = extreme_scalar(rhat, largest=True)
     min_bulk, worst_bulk = extreme_scalar(ess_bulk, largest=False)
     min_tail, worst_tail = extreme_scalar(ess_tail, largest=False)
     problems = []

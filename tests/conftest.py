@@ -83,3 +83,71 @@ def seed_posterior(seed_data, seed_em):
     return sample_posterior(
         model, draws=1000, tune=1000, chains=4, random_seed=0, reference=seed_em, progressbar=False
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# A posterior without sampling: for tests of what is built from a DataTree (tables, rendering).
+
+
+def fake_posterior(
+    X: np.ndarray, parameters, chains: int = 4, draws: int = 250, random_seed: int = 0
+):
+    """A DataTree shaped like `models.sample_posterior`'s, from NumPy draws around parameters.
+
+    Independent draws scattered around a MixtureParameters (weights from a Dirichlet centred on
+    them, means with small normal noise, covariances scaled by a factor near 1), with the
+    observed data X (n, D), no divergences, timings of one second, and the log_likelihood and
+    posterior_predictive groups computed from the draws as the sampler's are.
+    """
+    import xarray as xr
+
+    from models.predictions import log_likelihood_group, predictive_group
+
+    rng = np.random.default_rng(random_seed)
+    k, d = parameters.means.shape
+    shape = (chains, draws)
+    weights = rng.dirichlet(2000 * parameters.weights, size=shape)
+    means = parameters.means + 0.05 * rng.standard_normal((*shape, k, d))
+    scale = rng.gamma(400.0, 1 / 400.0, size=(*shape, k, 1, 1))
+    covariances = parameters.covariances * scale
+    coords = {
+        "chain": np.arange(chains),
+        "draw": np.arange(draws),
+        "component": np.arange(k),
+        "dim": np.arange(d),
+        "dim_bis": np.arange(d),
+        "point": np.arange(X.shape[0]),
+    }
+    sample = ("chain", "draw")
+    posterior = xr.Dataset(
+        {
+            "weights": ((*sample, "component"), weights),
+            "means": ((*sample, "component", "dim"), means),
+            "covariances": ((*sample, "component", "dim", "dim_bis"), covariances),
+        },
+        coords={name: coords[name] for name in (*sample, "component", "dim", "dim_bis")},
+        attrs={"sampling_seconds": 1.0, "compile_seconds": 1.0, "mass_matrix": "full"},
+    )
+    observed = xr.Dataset(
+        {"X": (("point", "dim"), X)}, coords={"point": coords["point"], "dim": coords["dim"]}
+    )
+    stats = xr.Dataset(
+        {"diverging": (sample, np.zeros(shape, dtype=bool))},
+        coords={name: coords[name] for name in sample},
+    )
+    return xr.DataTree.from_dict(
+        {
+            "posterior": posterior,
+            "sample_stats": stats,
+            "observed_data": observed,
+            "log_likelihood": log_likelihood_group(posterior, observed),
+            "posterior_predictive": predictive_group(posterior, observed, rng),
+        }
+    )
+
+
+@pytest.fixture(scope="session")
+def seed_fake_posterior(seed_data, seed_em):
+    """A fake posterior (4 chains x 250 draws) around the seed program's EM fit on seed-7907."""
+    X, _ = seed_data
+    return fake_posterior(X, seed_em.parameters_)

@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from analysis.files import MANIFEST, dumps, staged_folder, write_manifest, write_text_atomic
-from analysis.report import REPORT_NAMES
+from analysis.saved import REPORT_NAMES
 
 
 def _good_report(folder):

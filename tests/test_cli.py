@@ -7,6 +7,7 @@ import os
 import stat
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -184,7 +185,7 @@ def test_a_folder_that_is_not_a_report_is_refused_before_any_work(
     mine = tmp_path / "mine"
     mine.mkdir()
     (mine / "t.txt").write_text("keep")
-    monkeypatch.setattr("analysis.report.run_em", pytest.fail)
+    monkeypatch.setattr("analysis.pipeline.run_em", pytest.fail)
     assert main([subcommand, "seed42", "--out", str(mine)]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"gmm-compare: error: output folder '{mine}' is not a gmm-compare report")
@@ -202,7 +203,7 @@ def test_the_working_folder_or_the_root_is_refused_before_any_work(
     work = tmp_path / "work"
     work.mkdir()
     monkeypatch.chdir(work)
-    monkeypatch.setattr("analysis.report.run_em", pytest.fail)
+    monkeypatch.setattr("analysis.pipeline.run_em", pytest.fail)
     assert main(["sample", "seed42", "--out", out]) == 2
     err = capsys.readouterr().err
     assert f"output folder '{out}' is the current folder, one containing it or the root" in err
@@ -264,7 +265,7 @@ def test_unwritable_output_folder_is_one_line_exit_2(tmp_path, run_gmm_compare):
 def test_read_only_folder_is_refused_before_any_work(tmp_path, subcommand, monkeypatch, capsys):
     # Root may write anywhere, so the refusal is simulated at the one place it is decided.
     monkeypatch.setattr("analysis.files.os.access", lambda *_: False)
-    monkeypatch.setattr("analysis.report.run_sampler", pytest.fail)
+    monkeypatch.setattr("analysis.pipeline.run_nuts", pytest.fail)
     assert main([subcommand, "--out", str(tmp_path / "report")]) == 2
     err = capsys.readouterr().err
     assert (
@@ -289,7 +290,7 @@ def test_a_failure_during_the_run_leaves_the_old_report(existing_report, monkeyp
     def broken(*_args, **_kwargs):
         raise ValueError("the sampler failed half way")
 
-    monkeypatch.setattr("analysis.report.run_sampler", broken)
+    monkeypatch.setattr("analysis.pipeline.run_nuts", broken)
     before = _snapshot(existing_report)
     assert main(["--out", str(existing_report)]) == 2
     assert capsys.readouterr().err == "gmm-compare: error: the sampler failed half way\n"
@@ -301,7 +302,7 @@ def test_an_interrupt_leaves_the_old_report(existing_report, monkeypatch, capsys
     def interrupted(*_args, **_kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("analysis.report.run_sampler", interrupted)
+    monkeypatch.setattr("analysis.pipeline.run_nuts", interrupted)
     before = _snapshot(existing_report)
     assert main(["--out", str(existing_report)]) == 130
     assert "interrupted" in capsys.readouterr().err
@@ -310,12 +311,12 @@ def test_an_interrupt_leaves_the_old_report(existing_report, monkeypatch, capsys
 
 
 @pytest.mark.parametrize(
-    "module",
-    ["cli", "datasets", "fitting", "compare", "figures", "report", "files", "render_check"],
+    "module", ["analysis", "analysis.cli", "analysis.files", "analysis.render_check"]
 )
-def test_each_analysis_module_runs_on_its_own(module):
+def test_each_analysis_command_runs_on_its_own(module):
+    """`python -m` of the package and of each module that is a command prints its usage."""
     result = subprocess.run(
-        [sys.executable, "-m", f"analysis.{module}", "--help"],
+        [sys.executable, "-m", module, "--help"],
         capture_output=True,
         text=True,
         check=False,
@@ -324,9 +325,29 @@ def test_each_analysis_module_runs_on_its_own(module):
     assert "usage:" in result.stdout
 
 
-def test_python_m_analysis_datasets_writes_csv():
+ANALYSIS_MODULES = sorted(
+    path.stem
+    for path in (Path(__file__).parents[1] / "analysis").glob("*.py")
+    if path.stem not in ("__init__", "__main__", "cli")
+)
+
+
+def test_no_analysis_module_imports_the_command_line():
+    """Importing (and using) any analysis module besides cli leaves analysis.cli unloaded."""
+    assert {"datasets", "em_fits", "pipeline", "report", "figures"} <= set(ANALYSIS_MODULES)
+    names = ", ".join(f"analysis.{m}" for m in ANALYSIS_MODULES)
+    code = f"import sys, {names}; print('analysis.cli' in sys.modules)"
     result = subprocess.run(
-        [sys.executable, "-m", "analysis.datasets", "seed1000"],
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"
+
+
+def test_python_m_analysis_writes_csv():
+    """`python -m analysis data NAME` is the command: the dataset as CSV on stdout."""
+    result = subprocess.run(
+        [sys.executable, "-m", "analysis", "data", "seed1000"],
         capture_output=True,
         text=True,
         check=False,

@@ -8,10 +8,10 @@ import shutil
 import numpy as np
 import pytest
 
-from analysis.compare import compare, membership_probabilities
+from analysis.comparison import compare
 from analysis.figures import FIGURES
 from analysis.files import dumps
-from analysis.report import load_results
+from analysis.saved import load_results
 from em_reference import sample_mixture, seed7907
 
 pytestmark = pytest.mark.sampling
@@ -43,8 +43,7 @@ def test_comparison_json_equals_the_python_api(seed_report_run, seed_em):
     folder, _ = seed_report_run
     saved = json.loads((folder / "comparison.json").read_text())
     results = load_results(folder)
-    probabilities = membership_probabilities(results.idata)
-    again = compare(results.dataset, results.fits, results.idata, results.settings, probabilities)
+    again = compare(results)
     assert saved == json.loads(dumps(again))
     # ... and equal to numbers computed without the analysis package.
     from models import load_posterior

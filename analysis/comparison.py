@@ -8,44 +8,21 @@ a user's CSV) is None; a NaN anywhere else is an error, never a silent entry.
 
 from __future__ import annotations
 
-import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
 
 from analysis.datasets import Dataset
-from analysis.fitting import EMFits, confusion_matrix
+from analysis.em_fits import EMFits, confusion_matrix
+from analysis.pipeline import Results
+from analysis.settings import INTERVAL_PROB, UNCERTAIN_BELOW
 
-INTERVAL_PROB = 0.94
-UNCERTAIN_BELOW = 0.9
 PARAMETERS = ("weights", "means", "covariances")
-
-
-@dataclass(frozen=True)
-class Settings:
-    """How the run was made: the number of components, the seed and the sampler's sizes."""
-
-    n_components: int
-    seed: int
-    draws: int
-    tune: int
-    chains: int
 
 
 # ---------------------------------------------------------------------------------------------
 # Posterior summaries
-
-
-def posterior_arrays(idata: Any) -> dict[str, np.ndarray]:
-    """Draws of each parameter with chain and draw merged: (S, K), (S, K, D), (S, K, D, D)."""
-    arrays = {}
-    for name in PARAMETERS:
-        values = np.asarray(idata.posterior[name])
-        if not np.all(np.isfinite(values)):
-            raise ValueError(f"the posterior draws of {name} contain NaN or infinite values")
-        arrays[name] = values.reshape((-1, *values.shape[2:]))
-    return arrays
 
 
 def entries(n_components: int, n_features: int) -> list[tuple[str, tuple[int, ...]]]:
@@ -67,29 +44,50 @@ def label(name: str, index: tuple[int, ...]) -> str:
     return f"{name}[{', '.join(str(i) for i in index)}]"
 
 
-def posterior_summary(idata: Any) -> dict[str, dict[str, np.ndarray]]:
-    """Mean, SD, 94 % equal-tailed interval, R-hat and bulk/tail ESS of each parameter."""
+SUMMARY_STATISTICS = {
+    "mean": "mean",
+    "sd": "sd",
+    "low": f"eti{round(INTERVAL_PROB * 100)}_lb",
+    "high": f"eti{round(INTERVAL_PROB * 100)}_ub",
+    "r_hat": "r_hat",
+    "ess_bulk": "ess_bulk",
+    "ess_tail": "ess_tail",
+}
+"""The statistics the report takes from ArviZ's summary: ours -> ArviZ's name."""
+
+
+def arviz_summary(idata: Any) -> Any:
+    """ArviZ's summary of the compared parameters: one xarray Dataset, dim `summary` first.
+
+    Mean, SD (ddof 1), equal-tailed INTERVAL_PROB interval, R-hat and bulk/tail ESS; the
+    report's table and the sampler diagnostics are both read from it. ValueError if any draw
+    is NaN or infinite.
+    """
     import arviz_stats as azs  # imported here: it takes seconds, and only this needs it
 
-    arrays = posterior_arrays(idata)
-    names = list(PARAMETERS)
-    interval = azs.eti(idata, prob=INTERVAL_PROB, var_names=names)
-    rhat = azs.rhat(idata, var_names=names)
-    ess_bulk = azs.ess(idata, var_names=names, method="bulk")
-    ess_tail = azs.ess(idata, var_names=names, method="tail")
-    summary = {}
-    for name in names:
-        bounds = np.asarray(interval[name].transpose(..., "ci_bound"))
-        summary[name] = {
-            "mean": arrays[name].mean(axis=0),
-            "sd": arrays[name].std(axis=0, ddof=1),
-            "low": bounds[..., 0],
-            "high": bounds[..., 1],
-            "r_hat": np.asarray(rhat[name]),
-            "ess_bulk": np.asarray(ess_bulk[name]),
-            "ess_tail": np.asarray(ess_tail[name]),
-        }
+    summary = azs.summary(
+        idata,
+        var_names=list(PARAMETERS),
+        ci_prob=INTERVAL_PROB,
+        ci_kind="eti",
+        fmt="xarray",
+        round_to="none",
+    )
+    for name in PARAMETERS:
+        if not np.all(np.isfinite(summary[name].sel(summary="mean"))):
+            raise ValueError(f"the posterior draws of {name} contain NaN or infinite values")
     return summary
+
+
+def posterior_summary(summary: Any) -> dict[str, dict[str, np.ndarray]]:
+    """The summary as arrays: name -> statistic (`SUMMARY_STATISTICS`) -> (K,) ... array."""
+    return {
+        name: {
+            ours: np.asarray(summary[name].sel(summary=theirs))
+            for ours, theirs in SUMMARY_STATISTICS.items()
+        }
+        for name in PARAMETERS
+    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -110,11 +108,11 @@ def _value(params: Any, name: str, index: tuple[int, ...]) -> float | None:
     return None if params is None else float(getattr(params, name)[index])
 
 
-def parameter_table(dataset: Dataset, fits: EMFits, idata: Any) -> list[dict[str, Any]]:
-    """One row per scalar parameter: true, published, each EM run, posterior summaries."""
-    k = fits.best.parameters.n_components
+def parameter_rows(dataset: Dataset, fits: EMFits, summary: Any) -> list[dict[str, Any]]:
+    """One row per scalar parameter: true, published, each EM run, the posterior's `summary`."""
+    k = fits.reference_run.parameters.n_components
     known = known_parameters(dataset, k)
-    summary = posterior_summary(idata)
+    summary = posterior_summary(summary)
     rows = []
     for name, index in entries(k, dataset.n_features):
         post = {stat: float(values[index]) for stat, values in summary[name].items()}
@@ -148,16 +146,6 @@ def parameter_table(dataset: Dataset, fits: EMFits, idata: Any) -> list[dict[str
 # Clustering accuracy
 
 
-def membership_probabilities(idata: Any) -> np.ndarray:
-    """Posterior membership probabilities (n, K) from the models package."""
-    from models import posterior_membership
-
-    probabilities = np.asarray(posterior_membership(idata).probabilities, dtype=np.float64)
-    if not np.all(np.isfinite(probabilities)):
-        raise ValueError("the posterior membership probabilities contain NaN values")
-    return probabilities
-
-
 def clustering(
     labels: np.ndarray, top: np.ndarray, true_labels: np.ndarray | None, n_components: int
 ) -> dict[str, Any]:
@@ -178,15 +166,15 @@ def clustering(
     }
 
 
-def accuracy_section(dataset: Dataset, fits: EMFits, probabilities: np.ndarray) -> dict[str, Any]:
-    """Clustering of every EM run and of the posterior, and the published accuracy if any."""
-    k = fits.best.parameters.n_components
+def accuracy_summary(dataset: Dataset, fits: EMFits, membership: np.ndarray) -> dict[str, Any]:
+    """Clustering of every EM run and of the posterior (membership (n, K)), published accuracy."""
+    k = fits.reference_run.parameters.n_components
     sections = {}
     for name, run in fits.runs.items():
-        resp = run.responsibilities(dataset.X)
-        sections[name] = clustering(resp.argmax(axis=1), resp.max(axis=1), dataset.labels, k)
+        top = run.responsibilities.max(axis=1)
+        sections[name] = clustering(run.labels, top, dataset.labels, k)
     sections["posterior"] = clustering(
-        probabilities.argmax(axis=1), probabilities.max(axis=1), dataset.labels, k
+        membership.argmax(axis=1), membership.max(axis=1), dataset.labels, k
     )
     published = dataset.published_accuracy if known_parameters(dataset, k)["published"] else None
     return {
@@ -202,7 +190,7 @@ def accuracy_section(dataset: Dataset, fits: EMFits, probabilities: np.ndarray) 
 # Convergence and diagnostics
 
 
-def em_section(fits: EMFits) -> dict[str, Any]:
+def em_summary(fits: EMFits) -> dict[str, Any]:
     """Iterations, convergence and final log-likelihood of each EM run."""
     return {
         "reference": fits.reference,
@@ -218,11 +206,11 @@ def em_section(fits: EMFits) -> dict[str, Any]:
     }
 
 
-def sampler_section(idata: Any) -> dict[str, Any]:
-    """The models package's diagnostics of the NUTS run, as plain values."""
+def sampler_summary(idata: Any, summary: Any | None = None) -> dict[str, Any]:
+    """The models package's diagnostics of the NUTS run (from `summary` if given), plain values."""
     from models import diagnose
 
-    diag = diagnose(idata)
+    diag = diagnose(idata, summary=summary)
     values = {key: _plain(value) for key, value in asdict(diag).items()}
     values["ok"] = bool(diag.ok)
     values["problems"] = list(diag.problems)
@@ -274,17 +262,14 @@ def warnings_for(
     return found
 
 
-def compare(
-    dataset: Dataset, fits: EMFits, idata: Any, settings: Settings, probabilities: np.ndarray
-) -> dict[str, Any]:
-    """Everything the report shows, as one JSON-ready dict (comparison.json).
-
-    `probabilities` (n, K) are the posterior membership probabilities of each point.
-    """
-    k = fits.best.parameters.n_components
-    em = em_section(fits)
-    sampler = sampler_section(idata)
-    rows = parameter_table(dataset, fits, idata)
+def compare(results: Results) -> dict[str, Any]:
+    """Everything the report shows, as one JSON-ready dict (comparison.json)."""
+    dataset, fits, idata = results.dataset, results.fits, results.idata
+    k = fits.reference_run.parameters.n_components
+    summary = arviz_summary(idata)
+    em = em_summary(fits)
+    sampler = sampler_summary(idata, summary)
+    rows = parameter_rows(dataset, fits, summary)
     return {
         "dataset": {
             "name": dataset.name,
@@ -293,23 +278,13 @@ def compare(
             "n_features": dataset.n_features,
             "labels_known": dataset.labels is not None,
         },
-        "settings": asdict(settings) | {"interval_prob": INTERVAL_PROB, "interval": "eti"},
+        "settings": results.settings.as_dict()
+        | {"interval_prob": INTERVAL_PROB, "interval": "eti"},
         "parameters": rows,
-        "accuracy": accuracy_section(dataset, fits, probabilities),
+        "accuracy": accuracy_summary(dataset, fits, results.membership),
         "em": em,
         "sampler": sampler,
         "warnings": warnings_for(
             em, sampler, rows, dataset, k, int(idata.posterior.sizes["chain"])
         ),
     }
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m analysis.compare [NAME]`: the same as `gmm-compare compare`."""
-    from analysis.cli import main as cli_main
-
-    return cli_main(["compare", *(sys.argv[1:] if argv is None else argv)])
-
-
-if __name__ == "__main__":
-    sys.exit(main())

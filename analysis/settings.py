@@ -1,0 +1,79 @@
+"""The run's settings and the report's constants, each with one home.
+
+The interval probability is em_reference's; EM's tolerance, iteration limit and covariance
+regularisation are GaussianMixtureEM's defaults, read from its signature so text quoting them
+cannot drift from what EM does.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from typing import Any
+
+from em_reference import INTERVAL_PROB, GaussianMixtureEM
+
+__all__ = [
+    "EM_MAX_ITER",
+    "EM_TOL",
+    "INTERVAL_PROB",
+    "REG_COVAR",
+    "UNCERTAIN_BELOW",
+    "RunSettings",
+    "interval_percent",
+]
+
+UNCERTAIN_BELOW = 0.9
+"""A point is uncertain when the probability of its most probable component is below this."""
+
+_EM_DEFAULTS = inspect.signature(GaussianMixtureEM).parameters
+EM_TOL: float = _EM_DEFAULTS["tol"].default
+"""EM stops when the total log-likelihood improves by less than this."""
+EM_MAX_ITER: int = _EM_DEFAULTS["max_iter"].default
+"""EM stops after this many iterations."""
+REG_COVAR: float = _EM_DEFAULTS["reg_covar"].default
+"""EM's absolute covariance regularisation (the seed program's)."""
+
+
+def interval_percent() -> str:
+    """The interval probability as the report prints it, e.g. '94 %'."""
+    return f"{INTERVAL_PROB:.0%}".replace("%", " %")
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """How the run was made: the number of components, the seed and the sampler's sizes.
+
+    Saved under the key "seed" (em.json, comparison.json) for `random_seed`, as files written
+    before the rename have it.
+    """
+
+    n_components: int
+    random_seed: int
+    draws: int
+    tune: int
+    chains: int
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain values as the saved files hold them."""
+        return {
+            "n_components": self.n_components,
+            "seed": self.random_seed,
+            "draws": self.draws,
+            "tune": self.tune,
+            "chains": self.chains,
+        }
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> RunSettings:
+        """Rebuild from `as_dict` output; TypeError naming a missing or unknown key."""
+        keys = {"n_components", "seed", "draws", "tune", "chains"}
+        if set(values) != keys:
+            raise TypeError(f"settings must have the keys {sorted(keys)}, got {sorted(values)}")
+        return cls(
+            n_components=values["n_components"],
+            random_seed=values["seed"],
+            draws=values["draws"],
+            tune=values["tune"],
+            chains=values["chains"],
+        )
