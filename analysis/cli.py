@@ -38,12 +38,18 @@ from analysis.interrupts import (
 )
 from analysis.render import headline
 from analysis.saved import REPORT_NAMES, copy_results, em_document, load_results, save_results
-from analysis.settings import RunSettings
+from analysis.settings import (
+    SELECTION_CHAINS,
+    SELECTION_DRAWS,
+    SELECTION_METHODS,
+    SELECTION_TUNE,
+    RunSettings,
+)
 
 PROG = "gmm-compare"
 DEFAULT_DATASET = "seed7907"
 REPORTS = Path("reports")
-SUBCOMMANDS = ("data", "em", "sample", "report", "compare")
+SUBCOMMANDS = ("data", "em", "sample", "report", "compare", "select")
 MAX_SEED = 2**32 - 1
 STDOUT = Path("-")
 
@@ -88,8 +94,61 @@ def _seed(text: str) -> int:
     return value
 
 
-def _add_data_options(parser: argparse.ArgumentParser) -> None:
-    """Which data: a dataset name or --data FILE.csv, and K."""
+def _component_range(text: str) -> range:
+    """An argparse type: K values 'LOW:HIGH' (both included) or one K, every K >= 1."""
+    low, _, high = text.partition(":")
+    first = _positive(low)
+    last = _positive(high) if high else first
+    if last < first:
+        raise argparse.ArgumentTypeError(f"must be LOW:HIGH with LOW <= HIGH, got {text!r}")
+    return range(first, last + 1)
+
+
+def _methods(text: str) -> tuple[str, ...]:
+    """An argparse type: a comma-separated subset of em, vb, nuts."""
+    chosen = tuple(name.strip() for name in text.split(",") if name.strip())
+    unknown = [name for name in chosen if name not in SELECTION_METHODS]
+    if unknown or not chosen:
+        raise argparse.ArgumentTypeError(
+            f"must be a comma-separated subset of {','.join(SELECTION_METHODS)}, got {text!r}"
+        )
+    return chosen
+
+
+def _add_select_options(parser: argparse.ArgumentParser) -> None:
+    """Which K and which methods for `select`, and the NUTS sizes it uses per K."""
+    parser.add_argument(
+        "--max-components",
+        metavar="M",
+        type=_positive,
+        default=6,
+        help="fit K = 1..M (default 6)",
+    )
+    parser.add_argument(
+        "--components",
+        "-k",
+        metavar="LOW:HIGH",
+        type=_component_range,
+        help="fit K = LOW..HIGH instead (e.g. 2:5)",
+    )
+    parser.add_argument(
+        "--methods",
+        type=_methods,
+        default=SELECTION_METHODS,
+        help=f"which methods, comma-separated (default {','.join(SELECTION_METHODS)})",
+    )
+    for name, default, text in (
+        ("--draws", SELECTION_DRAWS, "posterior draws kept per chain, per K"),
+        ("--tune", SELECTION_TUNE, "tuning draws per chain, per K"),
+        ("--chains", SELECTION_CHAINS, "NUTS chains per K"),
+    ):
+        parser.add_argument(
+            name, type=_positive, default=default, help=f"{text} (default {default})"
+        )
+
+
+def _add_data_options(parser: argparse.ArgumentParser, components: bool = True) -> None:
+    """Which data: a dataset name or --data FILE.csv, and K (unless components is False)."""
     parser.add_argument(
         "dataset",
         nargs="?",
@@ -104,13 +163,14 @@ def _add_data_options(parser: argparse.ArgumentParser) -> None:
         help="your own data instead: a CSV of numeric columns, one point per row, optional "
         "header; a header column named 'label' holds known component labels",
     )
-    parser.add_argument(
-        "--components",
-        "-k",
-        metavar="K",
-        type=_positive,
-        help="number of mixture components (default: the dataset's true number, 3 for a CSV)",
-    )
+    if components:
+        parser.add_argument(
+            "--components",
+            "-k",
+            metavar="K",
+            type=_positive,
+            help="number of mixture components (default: the dataset's true number, 3 for a CSV)",
+        )
     parser.add_argument(
         "--seed",
         type=_seed,
@@ -198,10 +258,18 @@ def build_parser() -> Parser:
             FOLDER_HELP,
             True,
         ),
+        "select": (
+            "choose K: fit K = 1..M by EM (BIC, ICL), VB (ELBO) and NUTS (PSIS-LOO) and "
+            "write the table, a figure of every criterion and each method's choice",
+            "report folder (default reports/NAME-select)",
+            False,
+        ),
     }
     for name, (text, out_help, samples) in specs.items():
         command = sub.add_parser(name, help=text, description=text)
-        _add_data_options(command)
+        _add_data_options(command, components=name != "select")
+        if name == "select":
+            _add_select_options(command)
         if samples:
             _add_sampler_options(command)
         if out_help is None:
@@ -426,7 +494,48 @@ def finish(args: argparse.Namespace, target: Path, comparison: dict[str, Any]) -
     return 0
 
 
+def command_select(args: argparse.Namespace) -> int:
+    """Fit every K by every chosen method; write the selection report; print the choices."""
+    from analysis.selection import select_components
+    from analysis.selection_report import SELECTION_NAMES, choice_lines, write_selection_report
+
+    dataset = load(args)
+    ks = args.components or range(1, args.max_components + 1)
+    check_components(dataset, ks[-1])
+    name = load_dataset_key(dataset_name(args))
+    target = args.out if args.out is not None else REPORTS / f"{name}-select"
+    quiet_libraries(args)
+    verbose = not (args.quiet or args.json)
+
+    def progress(row: Any) -> None:
+        if verbose:
+            print(row.describe(), file=sys.stderr, flush=True)
+
+    with staged_folder(
+        target, recognised=SELECTION_NAMES, before_publish=check_not_interrupted
+    ) as staging:
+        result = select_components(
+            dataset.X,
+            ks,
+            methods=args.methods,
+            random_seed=args.seed,
+            draws=args.draws,
+            tune=args.tune,
+            chains=args.chains,
+            progress=progress,
+        )
+        write_selection_report(result, staging, dataset.name)
+    if args.json:
+        print(result.to_json())
+    elif args.quiet:
+        print(target / "index.html")
+    else:
+        print("\n".join([*choice_lines(result), f"report: {target / 'index.html'}"]))
+    return 0
+
+
 HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "select": command_select,
     "data": command_data,
     "em": command_em,
     "sample": command_sample,

@@ -77,7 +77,7 @@ figcaption { color: #444; font-size: 0.9em; }
 """
 
 
-def _html_table(table: Table) -> str:
+def html_table(table: Table) -> str:
     """One table as HTML, with NO / PROBLEMS cells highlighted."""
     head = "".join(f"<th>{html.escape(h)}</th>" for h in table.headers)
     body = "".join(
@@ -98,7 +98,7 @@ def _html_table(table: Table) -> str:
     )
 
 
-def _embedded(path: Path) -> str:
+def embedded_png(path: Path) -> str:
     """A PNG as a data: URI, so index.html needs no other file."""
     return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
 
@@ -116,9 +116,9 @@ def render_html(
             '<div class="ok">All diagnostics are fine: no divergences, R-hat and ESS '
             "within limits, EM converged.</div>"
         )
-    body = "".join(_html_table(t) for t in tables)
+    body = "".join(html_table(t) for t in tables)
     figs = "".join(
-        f'<figure><img src="{_embedded(figure.path)}" alt="{html.escape(name)}">'
+        f'<figure><img src="{embedded_png(figure.path)}" alt="{html.escape(name)}">'
         f"<figcaption>{html.escape(figure.caption)}</figcaption></figure>"
         for name, figure in figures.items()
     )

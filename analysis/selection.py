@@ -34,6 +34,12 @@ import xarray as xr
 from matplotlib.figure import Figure
 from xarray import DataTree
 
+from analysis.settings import (
+    SELECTION_CHAINS,
+    SELECTION_DRAWS,
+    SELECTION_METHODS,
+    SELECTION_TUNE,
+)
 from em_reference import (
     DegenerateFitError,
     GaussianMixtureEM,
@@ -43,9 +49,6 @@ from em_reference import (
     precisions_cholesky,
 )
 from models import build_model, diagnose, sample_posterior
-
-METHODS = ("em", "vb", "nuts")
-"""The methods `select_components` can run: EM (BIC, ICL), VB (ELBO) and NUTS (PSIS-LOO)."""
 
 EM_RESTARTS = 10
 """k-means++ starts of EM (and of VB) per K; the best run is kept."""
@@ -68,11 +71,6 @@ LOO_SIMILAR = 4.0
 """The LOO choice: the smallest K whose elpd is within LOO_SE_MULTIPLE SEs of the difference, or
 within LOO_SIMILAR (ArviZ's `compare` flags |elpd_diff| < 4 as "models make similar
 predictions"), of the best K's."""
-
-DRAWS = 500
-TUNE = 500
-CHAINS = 2
-"""NUTS's size per K for selection: 2 chains x 500 draws after 500 tuning steps."""
 
 Progress = Callable[["SelectionRow"], None]
 
@@ -190,11 +188,11 @@ def select_components(
     X: Any,
     ks: Iterable[int] = range(1, 7),
     *,
-    methods: Sequence[str] = METHODS,
+    methods: Sequence[str] = SELECTION_METHODS,
     random_seed: int = 0,
-    draws: int = DRAWS,
-    tune: int = TUNE,
-    chains: int = CHAINS,
+    draws: int = SELECTION_DRAWS,
+    tune: int = SELECTION_TUNE,
+    chains: int = SELECTION_CHAINS,
     progress: Progress | None = None,
 ) -> SelectionResult:
     """Fit K = each of ks to X (n, D) by the chosen methods; every criterion and each choice.
@@ -250,13 +248,15 @@ def check_ks(ks: Any, n_points: int) -> tuple[int, ...]:
 
 
 def check_methods(methods: Any) -> tuple[str, ...]:
-    """The method names as a tuple of names from METHODS, raising ValueError otherwise."""
+    """The method names as a tuple of names from SELECTION_METHODS, raising ValueError otherwise."""
     if isinstance(methods, str):
         methods = (methods,)
     methods = tuple(methods)
-    unknown = [name for name in methods if name not in METHODS]
+    unknown = [name for name in methods if name not in SELECTION_METHODS]
     if unknown or not methods:
-        raise ValueError(f"methods must be a non-empty subset of {METHODS}, got {list(methods)}")
+        raise ValueError(
+            f"methods must be a non-empty subset of {SELECTION_METHODS}, got {list(methods)}"
+        )
     return methods
 
 
@@ -619,7 +619,7 @@ def plot_selection(result: SelectionResult, path: str | Path, dpi: int = 110) ->
     panels = [
         (method, draw)
         for method, draw in (("em", _draw_em), ("vb", _draw_vb), ("nuts", _draw_nuts))
-        if method in result.settings.get("methods", METHODS)
+        if method in result.settings.get("methods", SELECTION_METHODS)
     ]
     figure = Figure(figsize=(4.2 * len(panels), 3.6), layout="constrained")
     axes = figure.subplots(1, len(panels), squeeze=False)[0]

@@ -18,10 +18,22 @@ __all__ = [
     "EM_TOL",
     "INTERVAL_PROB",
     "REG_COVAR",
+    "SELECTION_CHAINS",
+    "SELECTION_DRAWS",
+    "SELECTION_METHODS",
+    "SELECTION_TUNE",
     "UNCERTAIN_BELOW",
     "RunSettings",
     "interval_percent",
 ]
+
+SELECTION_METHODS = ("em", "vb", "nuts")
+"""The methods `select` can run: EM (BIC, ICL), VB (ELBO) and NUTS (PSIS-LOO)."""
+
+SELECTION_DRAWS = 500
+SELECTION_TUNE = 500
+SELECTION_CHAINS = 2
+"""NUTS's size per K when choosing K: 2 chains x 500 draws after 500 tuning steps."""
 
 UNCERTAIN_BELOW = 0.9
 """A point is uncertain when the probability of its most probable component is below this."""

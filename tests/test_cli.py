@@ -362,3 +362,48 @@ def test_the_same_command_twice_gives_the_same_numbers(capsys):
     first = capsys.readouterr().out
     assert main(["em", "seed42", "--seed", "9", "--json"]) == 0
     assert capsys.readouterr().out == first
+
+
+def test_select_writes_its_report_and_json_with_every_em_and_vb_criterion(tmp_path, capsys):
+    out = tmp_path / "choose"
+    argv = ["select", "seed42", "--methods", "em,vb", "-k", "2:4", "--out", str(out), "--json"]
+    assert main(argv) == 0
+    document = json.loads(capsys.readouterr().out)
+    keys = ["k", "log_likelihood", "bic", "icl", "elbo", "vb_effective_components", "elpd_loo"]
+    keys += ["elpd_loo_se", "pareto_k_bad", "max_rhat", "divergences"]
+    assert [list(row)[: len(keys)] for row in document["rows"]] == [keys] * 3
+    assert [row["k"] for row in document["rows"]] == [2, 3, 4]
+    assert all(row["elpd_loo"] is None and row["bic"] > 0 for row in document["rows"])
+    assert document["choice"] == {"bic": 3, "icl": 3, "elbo": 3, "loo": None}
+    names = {p.name for p in out.iterdir()}
+    assert names == {
+        "selection.json",
+        "criteria.png",
+        "summary.md",
+        "index.html",
+        "gmm-compare-manifest.json",
+    }
+    assert json.loads((out / "selection.json").read_text()) == document
+    assert "| 3 | -1156.6 | 2410.2 |" in (out / "summary.md").read_text()
+    # The folder is now one of ours: a second run replaces it; another folder is refused.
+    assert main([*argv[:-1], "--quiet"]) == 0
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "t.txt").write_text("keep")
+    assert main(["select", "seed42", "--methods", "em", "--out", str(mine)]) == 2
+    assert (mine / "t.txt").read_text() == "keep"
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--components", "5:2", "must be LOW:HIGH with LOW <= HIGH"),
+        ("--components", "0:3", "must be at least 1"),
+        ("--methods", "em,gibbs", "must be a comma-separated subset of em,vb,nuts"),
+        ("--max-components", "400", "fewer than the 400 components"),
+    ],
+)
+def test_select_refuses_bad_k_ranges_and_methods_in_one_line(option, value, message, capsys):
+    assert main(["select", "seed42", "--methods", "em", option, value, "--out", "x"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
