@@ -12,6 +12,7 @@ In the order data flows through them:
 - `figures` — the figures and their captions;
 - `render` — Markdown, self-contained HTML and the headline lines;
 - `report` — the report folder written from a `Results` value;
+- `selection`, `selection_report` — choosing K by every method's criterion, and its folder;
 - `files` — safe writing (temporary path renamed into place, manifests);
 - `interrupts` — SIGINT/SIGTERM handling for the command;
 - `cli` — the `gmm-compare` command (also `python -m analysis`);
