@@ -46,9 +46,14 @@ class MixtureParameters:
 
     @classmethod
     def from_any(cls, source: Any) -> MixtureParameters:
-        """Read `weights`, `means`, `covariances` from attributes or mapping keys of `source`."""
+        """Parameters from `source`: itself, a fitted estimator's `parameters_`, or its fields.
+
+        The fields `weights`, `means` and `covariances` are read as attributes or mapping keys.
+        """
         if isinstance(source, cls):
             return source
+        if hasattr(source, "parameters_"):
+            return source.parameters_
         values = {}
         for name in ("weights", "means", "covariances"):
             if isinstance(source, Mapping) and name in source:

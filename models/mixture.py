@@ -293,28 +293,12 @@ def mixture_random(
 # Between mixture parameters and model points
 
 
-def as_parameters(source: Any) -> MixtureParameters:
-    """Mixture parameters from a fitted GaussianMixtureEM, MixtureParameters or a mapping."""
-    if isinstance(source, MixtureParameters):
-        return source
-    if hasattr(source, "parameters_"):
-        return source.parameters_
-    if isinstance(source, Mapping) or all(
-        hasattr(source, name) for name in ("weights", "means", "covariances")
-    ):
-        return MixtureParameters.from_any(source)
-    raise TypeError(
-        "mixture parameters must be a fitted GaussianMixtureEM, MixtureParameters or have "
-        f"weights, means and covariances; got {type(source).__name__}"
-    )
-
-
 def parameter_point(parameters: Any) -> dict[str, np.ndarray]:
     """The model's free variables (by name, untransformed) at given mixture parameters.
 
     Sigma_k = L_k L_k^T with L_k = diag(s_k) C_k: s_k = sqrt(diag Sigma_k), C_k = L_k / s_k by row.
     """
-    params = as_parameters(parameters)
+    params = MixtureParameters.from_any(parameters)
     lower = np.linalg.cholesky(params.covariances)
     stds = np.sqrt(np.diagonal(params.covariances, 0, 1, 2))
     point = {
@@ -339,7 +323,7 @@ def check_compatible(model: pm.Model, parameters: MixtureParameters) -> None:
 
 def value_point(model: pm.Model, parameters: Any) -> dict[str, np.ndarray]:
     """The model's value variables (transformed, as logp functions take them) at the parameters."""
-    params = as_parameters(parameters)
+    params = MixtureParameters.from_any(parameters)
     check_compatible(model, params)
     overrides = {name: value for name, value in parameter_point(params).items() if name in model}
     if BARTLETT_CHI2 in model.named_vars:
@@ -470,7 +454,7 @@ def bartlett_point(parameters: Any, scale_lower: np.ndarray) -> dict[str, np.nda
 
     Lambda_k = Sigma_k^-1 has the lower Cholesky factor F_k = L_0 A_k, so A_k = L_0^-1 F_k.
     """
-    params = as_parameters(parameters)
+    params = MixtureParameters.from_any(parameters)
     n_features = params.n_features
     upper = precisions_cholesky(params.covariances)  # Lambda_k = U_k U_k^T, U_k upper
     factors = np.linalg.cholesky(upper @ np.swapaxes(upper, -1, -2))  # F_k, lower

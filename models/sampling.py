@@ -20,7 +20,7 @@ from xarray import DataTree
 from em_reference import GaussianMixtureEM, MixtureParameters
 from em_reference.validation import check_integer
 from models.labels import relabel_posterior
-from models.mixture import as_parameters, check_compatible, observed_data
+from models.mixture import check_compatible, observed_data
 from models.nuts_setup import choose_mass_matrix, nuts_step
 from models.predictions import log_likelihood_group, predictive_group
 
@@ -168,7 +168,7 @@ def reference_parameters(model: pm.Model, reference: Any, random_seed: int) -> M
         reference = GaussianMixtureEM(
             n_components, n_init=REFERENCE_RESTARTS, random_state=random_seed
         ).fit(observed_data(model))
-    parameters = as_parameters(reference)
+    parameters = MixtureParameters.from_any(reference)
     check_compatible(model, parameters)
     return parameters
 
