@@ -7,13 +7,16 @@ seed-7907 (`seed_em`), which is the reference run of `fit_em` on seed-7907, in t
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import numpy as np
 import pytest
 
+from analysis.comparison import compare
 from analysis.datasets import load_dataset
 from analysis.em_fits import fit_em
 from analysis.em_uncertainty import EMUncertainty
+from analysis.files import dumps
 from analysis.pipeline import Results, results_from, run_uncertainty
 from analysis.saved import load_results, save_results
 from analysis.settings import RunSettings
@@ -106,3 +109,35 @@ def test_a_singular_information_is_recorded_not_raised(seed_results):
     assert u.bootstrap_standard_errors is None and u.n_boot == 0
     assert len(u.problems) == 1
     assert u.problems[0].startswith("EM standard errors: the information is singular")
+
+
+@pytest.fixture(scope="module")
+def seed_comparison(seed_results):
+    """The comparison dict of seed_results, as comparison.json holds it."""
+    return json.loads(dumps(compare(seed_results)))
+
+
+COLUMNS = {
+    "em_se": ("se", None),
+    "em_wald_low": ("wald", "lower"),
+    "em_wald_high": ("wald", "upper"),
+    "em_bootstrap_se": ("boot_se", None),
+    "em_bootstrap_low": ("boot_interval", "lower"),
+    "em_bootstrap_high": ("boot_interval", "upper"),
+}
+
+
+def test_comparison_rows_hold_em_reference_numbers(seed_comparison, seed_fake_posterior, direct):
+    """Every row's EM SE, Wald and bootstrap bounds, and SE / posterior SD from the draws."""
+    rows = seed_comparison["parameters"]
+    assert len(rows) == 3 + 3 * 2 + 3 * 3
+    for row in rows:
+        group, index = row["group"], tuple(row["index"])
+        for key, (source, side) in COLUMNS.items():
+            arrays = direct[source] if side is None else getattr(direct[source], side)
+            assert row[key] == pytest.approx(getattr(arrays, group)[index], rel=1e-9), key
+        sd = np.asarray(seed_fake_posterior.posterior[group]).std(axis=(0, 1), ddof=1)[index]
+        assert row["se_ratio"] == pytest.approx(getattr(direct["se"], group)[index] / sd)
+        assert row["em_wald_low"] < row["em"]["initial"] < row["em_wald_high"]
+    assert seed_comparison["em_uncertainty"]["n_boot"] == N_BOOT
+    assert seed_comparison["em_uncertainty"]["n_failed"] == direct["boot"].n_failed
