@@ -11,15 +11,19 @@ import json
 
 import numpy as np
 import pytest
+from matplotlib.collections import LineCollection
 
+from analysis import figures
 from analysis.comparison import compare
 from analysis.datasets import load_dataset
 from analysis.em_fits import fit_em
 from analysis.em_uncertainty import EMUncertainty
 from analysis.files import dumps
 from analysis.pipeline import Results, results_from, run_uncertainty
+from analysis.report import write_report
 from analysis.saved import load_results, save_results
 from analysis.settings import RunSettings
+from analysis.tables import DASH, build_tables, se_ratio_sentence
 
 N_BOOT = 60
 SETTINGS = RunSettings(
@@ -141,3 +145,85 @@ def test_comparison_rows_hold_em_reference_numbers(seed_comparison, seed_fake_po
         assert row["em_wald_low"] < row["em"]["initial"] < row["em_wald_high"]
     assert seed_comparison["em_uncertainty"]["n_boot"] == N_BOOT
     assert seed_comparison["em_uncertainty"]["n_failed"] == direct["boot"].n_failed
+
+
+def _forest_axes(comparison, tmp_path, monkeypatch):
+    """Draw the forest plot and return its axes (captured before the figure is closed)."""
+    drawn = []
+    save = figures._save
+    monkeypatch.setattr(figures, "_save", lambda fig, path: drawn.append(fig) or save(fig, path))
+    figures.plot_forest(comparison, tmp_path)
+    (fig,) = drawn
+    return fig.axes
+
+
+def test_forest_plot_draws_em_wald_under_each_posterior_interval(
+    seed_comparison, tmp_path, monkeypatch
+):
+    """Per panel: the posterior intervals and one red line per parameter at EM's Wald bounds."""
+    axes = _forest_axes(seed_comparison, tmp_path, monkeypatch)
+    assert len(axes) == len(GROUPS)
+    for ax, group in zip(axes, GROUPS, strict=True):
+        rows = [r for r in seed_comparison["parameters"] if r["group"] == group]
+        lines = [c for c in ax.collections if isinstance(c, LineCollection)]
+        assert len(lines) == 2
+        wald = np.array([segment[:, 0] for segment in lines[1].get_segments()])
+        expected = [[r["em_wald_low"], r["em_wald_high"]] for r in rows]
+        np.testing.assert_allclose(wald, expected)
+        assert len(ax.lines) >= 2  # the posterior means and EM's estimates are still marked
+
+
+def test_without_bootstrap_the_fields_are_null_and_the_report_renders(seed_results, tmp_path):
+    """--bootstrap 0: bootstrap columns None (en dashes), the information SEs still there."""
+    settings = dataclasses.replace(SETTINGS, bootstrap=0)
+    u = run_uncertainty(seed_results.dataset, seed_results.fits, settings)
+    results = dataclasses.replace(seed_results, uncertainty=u, settings=settings)
+    comparison = write_report(results, tmp_path)
+    for row in comparison["parameters"]:
+        assert row["em_bootstrap_se"] is None
+        assert row["em_bootstrap_low"] is None and row["em_bootstrap_high"] is None
+        assert row["em_se"] > 0 and row["se_ratio"] > 0
+    summary = (tmp_path / "summary.md").read_text()
+    assert "The bootstrap was turned off (--bootstrap 0)." in summary
+    weights_row = next(line for line in summary.splitlines() if line.startswith("| weights[0]"))
+    assert weights_row.split(" | ")[-4] == DASH  # the bootstrap column, before 3 others
+    assert (tmp_path / "figures" / "forest.png").is_file()
+
+
+def test_report_shows_em_uncertainty_beside_the_posterior(seed_comparison):
+    """The columns, their cells for one parameter, and the ratio table with its sentence."""
+    tables = {table.title: table for table in build_tables(seed_comparison)}
+    point = tables["Point estimates"]
+    columns = ["EM SE", "EM 94 % Wald", "EM 94 % bootstrap"]
+    start = point.headers.index("EM SE")
+    assert point.headers[start : start + 3] == columns
+    assert point.headers[start - 1] == "94 % interval"
+    row = next(r for r in seed_comparison["parameters"] if r["parameter"] == "means[1, 0]")
+    cells = next(c for c in point.rows if c[0] == "means[1, 0]")[start : start + 3]
+    assert cells == [
+        f"{row['em_se']:.3f}",
+        f"[{row['em_wald_low']:.3f}, {row['em_wald_high']:.3f}]",
+        f"[{row['em_bootstrap_low']:.3f}, {row['em_bootstrap_high']:.3f}]",
+    ]
+    ratios = tables["EM standard error / posterior SD"]
+    assert [r[0] for r in ratios.rows] == list(GROUPS)
+    means = [r["se_ratio"] for r in seed_comparison["parameters"] if r["group"] == "means"]
+    assert ratios.rows[1][2] == f"{min(means):.2f}" and ratios.rows[1][4] == f"{max(means):.2f}"
+    ratio = {r["parameter"]: r["se_ratio"] for r in seed_comparison["parameters"]}
+    furthest = max(ratio, key=lambda name: abs(np.log(ratio[name])))
+    assert len(ratios.notes) == 1
+    assert f"the furthest, {furthest}, is {ratio[furthest]:.2f} times" in ratios.notes[0]
+
+
+def test_the_ratio_sentence_reads_agreement_departure_and_absence():
+    """Within a factor 1.25 everywhere: agreement; otherwise the count and the furthest; none."""
+    rows = [{"parameter": "a", "se_ratio": 1.1}, {"parameter": "b", "se_ratio": 0.85}]
+    assert "within a factor 1.25 of the posterior SDs for all 2 parameters" in (
+        se_ratio_sentence(rows)
+    )
+    assert "(furthest: b, 0.85)" in se_ratio_sentence(rows)
+    rows.append({"parameter": "c", "se_ratio": 0.5})
+    sentence = se_ratio_sentence(rows)
+    assert sentence.startswith("1 of 3 EM standard errors differ")
+    assert "the furthest, c, is 0.50 times it, so EM is surer of it" in sentence
+    assert "unknown for this run" in se_ratio_sentence([])
