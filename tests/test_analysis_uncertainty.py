@@ -227,3 +227,31 @@ def test_the_ratio_sentence_reads_agreement_departure_and_absence():
     assert sentence.startswith("1 of 3 EM standard errors differ")
     assert "the furthest, c, is 0.50 times it, so EM is surer of it" in sentence
     assert "unknown for this run" in se_ratio_sentence([])
+
+
+def test_unknown_standard_errors_are_dashes_and_a_warning(seed_results, tmp_path, monkeypatch):
+    """A singular information: the message among the warnings, dashes, no Wald lines drawn."""
+    message = "EM standard errors: the information is singular: not identified: weights"
+    results = dataclasses.replace(seed_results, uncertainty=EMUncertainty.unknown(message))
+    comparison = json.loads(dumps(compare(results)))
+    assert message in comparison["warnings"]
+    for row in comparison["parameters"]:
+        assert [row[key] for key in (*COLUMNS, "se_ratio")] == [None] * 7
+    point = build_tables(comparison)[0]
+    start = point.headers.index("EM SE")
+    assert {cell for row in point.rows for cell in row[start : start + 3]} == {DASH}
+    for ax in _forest_axes(comparison, tmp_path, monkeypatch):
+        assert sum(isinstance(c, LineCollection) for c in ax.collections) == 1
+
+
+def test_an_em_json_without_uncertainty_still_loads(seed_results, tmp_path):
+    """A folder saved before EM's uncertainty existed: loaded, and the warning says so."""
+    save_results(seed_results, tmp_path)
+    path = tmp_path / "em.json"
+    document = json.loads(path.read_text())
+    del document["uncertainty"], document["settings"]["bootstrap"]
+    path.write_text(json.dumps(document))
+    loaded = load_results(tmp_path)
+    assert loaded.settings.bootstrap == 0
+    assert loaded.uncertainty.standard_errors is None
+    assert "run `gmm-compare sample` again" in loaded.uncertainty.problems[0]
