@@ -28,6 +28,7 @@ from analysis import pipeline
 from analysis.checks import check_components
 from analysis.datasets import DATASETS, Dataset, load_dataset, read_csv, to_csv
 from analysis.em_fits import N_INIT, EMFits
+from analysis.em_uncertainty import EMUncertainty
 from analysis.files import dumps, staged_folder, write_text_atomic
 from analysis.interrupts import (
     RECEIVED,
@@ -39,6 +40,7 @@ from analysis.interrupts import (
 from analysis.render import headline
 from analysis.saved import REPORT_NAMES, copy_results, em_document, load_results, save_results
 from analysis.settings import (
+    DEFAULT_BOOTSTRAP,
     SELECTION_CHAINS,
     SELECTION_DRAWS,
     SELECTION_METHODS,
@@ -84,6 +86,14 @@ def _integer(text: str) -> int:
         return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+
+
+def _count(text: str) -> int:
+    """An argparse type: an integer >= 0."""
+    value = _integer(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
 
 
 def _seed(text: str) -> int:
@@ -202,6 +212,18 @@ def _add_sampler_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_bootstrap_option(parser: argparse.ArgumentParser) -> None:
+    """--bootstrap N: EM's nonparametric bootstrap replicates."""
+    parser.add_argument(
+        "--bootstrap",
+        metavar="N",
+        type=_count,
+        default=DEFAULT_BOOTSTRAP,
+        help="nonparametric bootstrap replicates of the reference EM run, for its standard "
+        f"errors and intervals; 0 turns the bootstrap off (default {DEFAULT_BOOTSTRAP})",
+    )
+
+
 def _add_output_options(parser: argparse.ArgumentParser, out_help: str) -> None:
     """--out, --json, --quiet."""
     parser.add_argument("--out", metavar="PATH", type=Path, help=out_help)
@@ -272,6 +294,8 @@ def build_parser() -> Parser:
             _add_select_options(command)
         if samples:
             _add_sampler_options(command)
+        if samples or name == "em":
+            _add_bootstrap_option(command)
         if out_help is None:
             command.add_argument(
                 "--json",
@@ -321,6 +345,7 @@ def settings_for(args: argparse.Namespace, dataset: Dataset) -> RunSettings:
         draws=getattr(args, "draws", 0),
         tune=getattr(args, "tune", 0),
         chains=getattr(args, "chains", 0),
+        bootstrap=getattr(args, "bootstrap", 0),
     )
 
 
@@ -339,6 +364,13 @@ def say(args: argparse.Namespace, *lines: str) -> None:
     """Print lines unless --quiet."""
     if not args.quiet:
         print("\n".join(lines))
+
+
+def note(args: argparse.Namespace) -> Callable[[str], None] | None:
+    """A one-line progress note on stderr, or None with --quiet or --json."""
+    if args.quiet or args.json:
+        return None
+    return lambda line: print(f"{line} ...", file=sys.stderr, flush=True)
 
 
 def quiet_libraries(args: argparse.Namespace) -> None:
@@ -383,15 +415,16 @@ def command_em(args: argparse.Namespace) -> int:
     dataset = load(args)
     settings = settings_for(args, dataset)
     fits = pipeline.run_em(dataset, settings)
+    uncertainty = pipeline.run_uncertainty(dataset, fits, settings, note(args))
     if args.json:
-        print(dumps(em_document(dataset, fits, settings)), end="")
+        print(dumps(em_document(dataset, fits, settings, uncertainty)), end="")
         return 0
-    say(args, *em_lines(dataset, fits))
+    say(args, *em_lines(dataset, fits, uncertainty))
     return 0
 
 
-def em_lines(dataset: Dataset, fits: EMFits) -> list[str]:
-    """A readable account of each EM run."""
+def em_lines(dataset: Dataset, fits: EMFits, uncertainty: EMUncertainty) -> list[str]:
+    """A readable account of each EM run, and the reference run's standard errors."""
     import numpy as np
 
     lines = [f"{dataset.name}: n = {dataset.n_points}, D = {dataset.n_features}"]
@@ -409,7 +442,18 @@ def em_lines(dataset: Dataset, fits: EMFits) -> list[str]:
             f"  means       {np.round(p.means, 3).tolist()}",
             f"  covariances {np.round(p.covariances, 3).tolist()}",
         ]
-    return lines
+    for title, errors in (
+        ("information", uncertainty.standard_errors),
+        (f"bootstrap ({uncertainty.n_boot} replicates)", uncertainty.bootstrap_standard_errors),
+    ):
+        if errors is not None:
+            lines += [
+                f"standard errors of the reference run, {title}:",
+                f"  weights     {np.round(errors.weights, 3).tolist()}",
+                f"  means       {np.round(errors.means, 3).tolist()}",
+                f"  covariances {np.round(errors.covariances, 3).tolist()}",
+            ]
+    return lines + [f"WARNING: {problem}" for problem in uncertainty.problems]
 
 
 def prepared(args: argparse.Namespace) -> tuple[Dataset, RunSettings, Path]:
@@ -430,7 +474,9 @@ def sample_into(
     args: argparse.Namespace, dataset: Dataset, settings: RunSettings, staging: Path
 ) -> pipeline.Results:
     """Run EM and NUTS and save the results into the staging folder."""
-    results = pipeline.run_all(dataset, settings, progressbar=not (args.quiet or args.json))
+    results = pipeline.run_all(
+        dataset, settings, progressbar=not (args.quiet or args.json), note=note(args)
+    )
     save_results(results, staging)
     return results
 

@@ -1,9 +1,10 @@
 """The comparison of EM and the NUTS posterior: every number the report shows, as plain values.
 
-`compare` returns one JSON-ready dict (written as comparison.json): the point-estimate table,
-clustering accuracy with confusion matrices, uncertain points, EM convergence and sampler
-diagnostics, and the warnings the report shows. A number that does not exist (a true value for
-a user's CSV) is None; a NaN anywhere else is an error, never a silent entry.
+`compare` returns one JSON-ready dict (written as comparison.json): the point-estimate table
+(with EM's standard errors, Wald and bootstrap intervals, and EM SE / posterior SD), clustering
+accuracy with confusion matrices, uncertain points, EM convergence and sampler diagnostics, and
+the warnings the report shows. A number that does not exist (a true value for a user's CSV, a
+bootstrap that was turned off) is None; a NaN anywhere else is an error, never a silent entry.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import numpy as np
 
 from analysis.datasets import Dataset
 from analysis.em_fits import EMFits, confusion_matrix
+from analysis.em_uncertainty import EMUncertainty
 from analysis.pipeline import Results
 from analysis.settings import INTERVAL_PROB, UNCERTAIN_BELOW
 
@@ -108,8 +110,27 @@ def _value(params: Any, name: str, index: tuple[int, ...]) -> float | None:
     return None if params is None else float(getattr(params, name)[index])
 
 
-def parameter_rows(dataset: Dataset, fits: EMFits, summary: Any) -> list[dict[str, Any]]:
-    """One row per scalar parameter: true, published, each EM run, the posterior's `summary`."""
+def uncertainty_columns(
+    uncertainty: EMUncertainty, name: str, index: tuple[int, ...], posterior_sd: float
+) -> dict[str, float | None]:
+    """EM's SE, Wald and bootstrap bounds of one entry, and EM SE / posterior SD (None: unknown)."""
+    u = uncertainty
+    se = _value(u.standard_errors, name, index)
+    return {
+        "em_se": se,
+        "em_wald_low": _value(u.wald_low, name, index),
+        "em_wald_high": _value(u.wald_high, name, index),
+        "em_bootstrap_se": _value(u.bootstrap_standard_errors, name, index),
+        "em_bootstrap_low": _value(u.bootstrap_low, name, index),
+        "em_bootstrap_high": _value(u.bootstrap_high, name, index),
+        "se_ratio": None if se is None or not posterior_sd > 0 else se / posterior_sd,
+    }
+
+
+def parameter_rows(
+    dataset: Dataset, fits: EMFits, summary: Any, uncertainty: EMUncertainty
+) -> list[dict[str, Any]]:
+    """One row per scalar parameter: truth, published, EM runs and uncertainty, the posterior."""
     k = fits.reference_run.parameters.n_components
     known = known_parameters(dataset, k)
     summary = posterior_summary(summary)
@@ -137,6 +158,7 @@ def parameter_rows(dataset: Dataset, fits: EMFits, summary: Any) -> list[dict[st
                 "r_hat": _plain(post["r_hat"]),
                 "ess_bulk": _plain(post["ess_bulk"]),
                 "ess_tail": _plain(post["ess_tail"]),
+                **uncertainty_columns(uncertainty, name, index, post["sd"]),
             }
         )
     return rows
@@ -206,6 +228,20 @@ def em_summary(fits: EMFits) -> dict[str, Any]:
     }
 
 
+def uncertainty_summary(uncertainty: EMUncertainty) -> dict[str, Any]:
+    """How EM's uncertainty was computed: bootstrap replicates and their counts, the problems."""
+    u = uncertainty
+    return {
+        "information": "observed",
+        "bootstrap": "nonparametric",
+        "n_boot": u.n_boot,
+        "n_failed": u.n_failed,
+        "n_relabelled": u.n_relabelled,
+        "n_unconverged": u.n_unconverged,
+        "problems": list(u.problems),
+    }
+
+
 def sampler_summary(idata: Any, summary: Any | None = None) -> dict[str, Any]:
     """The models package's diagnostics of the NUTS run (from `summary` if given), plain values."""
     from models import diagnose
@@ -269,7 +305,7 @@ def compare(results: Results) -> dict[str, Any]:
     summary = arviz_summary(idata)
     em = em_summary(fits)
     sampler = sampler_summary(idata, summary)
-    rows = parameter_rows(dataset, fits, summary)
+    rows = parameter_rows(dataset, fits, summary, results.uncertainty)
     return {
         "dataset": {
             "name": dataset.name,
@@ -283,8 +319,8 @@ def compare(results: Results) -> dict[str, Any]:
         "parameters": rows,
         "accuracy": accuracy_summary(dataset, fits, results.membership),
         "em": em,
+        "em_uncertainty": uncertainty_summary(results.uncertainty),
         "sampler": sampler,
-        "warnings": warnings_for(
-            em, sampler, rows, dataset, k, int(idata.posterior.sizes["chain"])
-        ),
+        "warnings": warnings_for(em, sampler, rows, dataset, k, int(idata.posterior.sizes["chain"]))
+        + list(results.uncertainty.problems),
     }

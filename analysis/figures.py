@@ -38,6 +38,8 @@ DPI = 110
 SIGMA = "\N{GREEK SMALL LETTER SIGMA}"
 ELLIPSE_DRAWS = 40
 PPC_DRAWS = 50
+WALD_OFFSET = 0.28
+"""How far below a posterior interval (in rows) the forest plot draws EM's Wald interval."""
 TRACE_VARIABLES = ("weights", "means")
 COLOURS = plt.get_cmap("tab10").colors
 FIGURES = (
@@ -65,8 +67,9 @@ CAPTIONS = {
     f"whose posterior membership is uncertain (top probability < {UNCERTAIN_BELOW}).",
     "em_convergence": "EM's total log-likelihood by iteration (top) and its distance to the "
     "final value on a log scale (bottom).",
-    "forest": f"Posterior means and {interval_percent()} intervals of every parameter, with "
-    "EM's estimate (x) and the true value (◇) where known.",
+    "forest": f"Posterior means and {interval_percent()} intervals of every parameter (blue), "
+    f"EM's {interval_percent()} Wald interval under each (thin red line), EM's estimate (x) "
+    "and the true value (◇) where known.",
     "trace": "Trace plot: marginal posterior of each weight and mean coordinate per chain "
     "(left) and the draws in order (right).",
     "rank": "Rank plots: the difference between each chain's rank ECDF and a uniform one; "
@@ -320,7 +323,10 @@ def plot_forest(comparison: dict[str, Any], out: Path) -> Path:
     )
     reference = comparison["em"]["reference"]
     truth = " and true values" if any(r["true"] is not None for r in rows) else ""
-    fig.suptitle(f"Posterior {interval_percent()} intervals with EM ({reference} run){truth}")
+    fig.suptitle(
+        f"Posterior {interval_percent()} intervals with EM ({reference} run: estimate and "
+        f"Wald interval){truth}"
+    )
     for ax, group in zip(np.atleast_1d(axes), groups, strict=True):
         _forest_group(ax, [r for r in rows if r["group"] == group], reference)
         ax.set_title(group, fontsize=10, loc="left")
@@ -330,12 +336,20 @@ def plot_forest(comparison: dict[str, Any], out: Path) -> Path:
 
 
 def _forest_group(ax: Axes, rows: list[dict[str, Any]], reference: str) -> None:
-    """One panel of the forest plot: one row per parameter, top to bottom."""
+    """One panel of the forest plot: one row per parameter, top to bottom, EM's Wald under it."""
     y = -np.arange(len(rows), dtype=float)
     low = [r["interval_low"] for r in rows]
     high = [r["interval_high"] for r in rows]
     ax.hlines(y, low, high, color="tab:blue", lw=2.5, label=f"{interval_percent()} interval")
     ax.plot([r["posterior_mean"] for r in rows], y, "o", color="tab:blue", label="posterior mean")
+    wald = [
+        (r["em_wald_low"], r["em_wald_high"], yi - WALD_OFFSET)
+        for r, yi in zip(rows, y, strict=True)
+        if r["em_wald_low"] is not None
+    ]
+    if wald:
+        low, high, at = zip(*wald, strict=True)
+        ax.hlines(at, low, high, color="tab:red", lw=1.0, label=f"EM {interval_percent()} Wald")
     ax.plot([r["em"][reference] for r in rows], y, "x", color="tab:red", ms=9, mew=2, label="EM")
     true = [(r["true"], yi) for r, yi in zip(rows, y, strict=True) if r["true"] is not None]
     if true:

@@ -1,4 +1,4 @@
-"""Running the methods on a dataset into one `Results` value: EM, then NUTS on the twin model.
+"""Running the methods on a dataset into one `Results` value: EM and its uncertainty, then NUTS.
 
 No rendering and no files here (saving and loading: `analysis.saved`). PyMC is imported inside
 the functions that sample, so this module is cheap to import.
@@ -6,6 +6,7 @@ the functions that sample, so this module is cheap to import.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,26 +14,30 @@ import numpy as np
 
 from analysis.datasets import Dataset
 from analysis.em_fits import EMFits, fit_em
+from analysis.em_uncertainty import EMUncertainty, em_uncertainty
 from analysis.settings import RunSettings
 
 
 @dataclass(frozen=True)
 class Results:
-    """Everything a report is made from: the data, the EM runs, the posterior, the settings.
+    """Everything a report is made from: data, EM runs, EM's uncertainty, posterior, settings.
 
     `membership` (n, K) holds each point's posterior membership probabilities, computed once.
     """
 
     dataset: Dataset
     fits: EMFits
+    uncertainty: EMUncertainty
     idata: Any
     settings: RunSettings
     membership: np.ndarray
 
 
-def results_from(dataset: Dataset, fits: EMFits, idata: Any, settings: RunSettings) -> Results:
+def results_from(
+    dataset: Dataset, fits: EMFits, uncertainty: EMUncertainty, idata: Any, settings: RunSettings
+) -> Results:
     """A Results value, with the posterior membership probabilities computed once."""
-    return Results(dataset, fits, idata, settings, membership_probabilities(idata))
+    return Results(dataset, fits, uncertainty, idata, settings, membership_probabilities(idata))
 
 
 def membership_probabilities(idata: Any) -> np.ndarray:
@@ -48,6 +53,24 @@ def membership_probabilities(idata: Any) -> np.ndarray:
 def run_em(dataset: Dataset, settings: RunSettings) -> EMFits:
     """Both EM runs on the dataset, in the common component order."""
     return fit_em(dataset, settings.n_components, settings.random_seed)
+
+
+def run_uncertainty(
+    dataset: Dataset,
+    fits: EMFits,
+    settings: RunSettings,
+    note: Callable[[str], None] | None = None,
+) -> EMUncertainty:
+    """The reference run's standard errors, Wald intervals and `settings.bootstrap` replicates.
+
+    `note` is told, in one line, what is being computed before the bootstrap starts.
+    """
+    if note is not None and settings.bootstrap > 0:
+        note(
+            f"EM uncertainty: information standard errors and {settings.bootstrap} "
+            "nonparametric bootstrap replicates"
+        )
+    return em_uncertainty(dataset.X, fits.reference_run, settings.bootstrap, settings.random_seed)
 
 
 def run_nuts(dataset: Dataset, fits: EMFits, settings: RunSettings, progressbar: bool) -> Any:
@@ -82,7 +105,14 @@ def check_complete(idata: Any, settings: RunSettings) -> None:
         )
 
 
-def run_all(dataset: Dataset, settings: RunSettings, progressbar: bool) -> Results:
-    """EM then NUTS: the expensive part of a comparison."""
+def run_all(
+    dataset: Dataset,
+    settings: RunSettings,
+    progressbar: bool,
+    note: Callable[[str], None] | None = None,
+) -> Results:
+    """EM, its uncertainty, then NUTS: the expensive part of a comparison (`note`: progress)."""
     fits = run_em(dataset, settings)
-    return results_from(dataset, fits, run_nuts(dataset, fits, settings, progressbar), settings)
+    uncertainty = run_uncertainty(dataset, fits, settings, note)
+    idata = run_nuts(dataset, fits, settings, progressbar)
+    return results_from(dataset, fits, uncertainty, idata, settings)

@@ -16,6 +16,7 @@ import numpy as np
 
 from analysis.datasets import Dataset, read_csv, to_csv
 from analysis.em_fits import EMFits
+from analysis.em_uncertainty import EMUncertainty
 from analysis.files import dumps
 from analysis.pipeline import Results, check_complete, results_from
 from analysis.settings import RunSettings
@@ -34,8 +35,16 @@ def _parameters_or_none(params: MixtureParameters | None) -> dict[str, list] | N
     return None if params is None else params.as_dict()
 
 
-def em_document(dataset: Dataset, fits: EMFits, settings: RunSettings) -> dict[str, Any]:
-    """The contents of em.json: the dataset's known values, the settings and the EM runs."""
+NO_UNCERTAINTY = (
+    f"EM standard errors: not in {EM_FILE} (saved by an earlier version); "
+    "run `gmm-compare sample` again to compute them"
+)
+
+
+def em_document(
+    dataset: Dataset, fits: EMFits, settings: RunSettings, uncertainty: EMUncertainty
+) -> dict[str, Any]:
+    """The contents of em.json: known values, settings, EM runs, the reference run's uncertainty."""
     return {
         "dataset": {
             "name": dataset.name,
@@ -47,6 +56,7 @@ def em_document(dataset: Dataset, fits: EMFits, settings: RunSettings) -> dict[s
         },
         "settings": settings.as_dict(),
         "em": fits.as_dict(),
+        "uncertainty": uncertainty.as_dict(),
     }
 
 
@@ -56,7 +66,7 @@ def save_results(results: Results, folder: Path) -> None:
 
     check_complete(results.idata, results.settings)
     (folder / DATA_FILE).write_text(to_csv(results.dataset), encoding="utf-8")
-    document = em_document(results.dataset, results.fits, results.settings)
+    document = em_document(results.dataset, results.fits, results.settings, results.uncertainty)
     (folder / EM_FILE).write_text(dumps(document), encoding="utf-8")
     save_posterior(results.idata, folder / POSTERIOR_FILE)
 
@@ -81,6 +91,11 @@ def load_results(folder: Path) -> Results:
         runs = document["em"]["runs"]
         parameters = {name: MixtureParameters.from_any(run) for name, run in runs.items()}
         settings = RunSettings.from_dict(document["settings"])
+        uncertainty = (
+            EMUncertainty.from_dict(document["uncertainty"])
+            if "uncertainty" in document
+            else EMUncertainty.unknown(NO_UNCERTAINTY)
+        )
     except (KeyError, TypeError, json.JSONDecodeError) as error:
         raise _not_an_em_file(folder, error) from None
     from models import load_posterior
@@ -94,7 +109,7 @@ def load_results(folder: Path) -> Results:
         fits = EMFits.from_dict(document["em"], dataset.X)
     except (KeyError, TypeError) as error:
         raise _not_an_em_file(folder, error) from None
-    return results_from(dataset, fits, idata, settings)
+    return results_from(dataset, fits, uncertainty, idata, settings)
 
 
 def _not_an_em_file(folder: Path, error: Exception) -> ValueError:

@@ -14,6 +14,7 @@ from typing import Any
 from em_reference import INTERVAL_PROB, GaussianMixtureEM
 
 __all__ = [
+    "DEFAULT_BOOTSTRAP",
     "EM_MAX_ITER",
     "EM_TOL",
     "INTERVAL_PROB",
@@ -26,6 +27,9 @@ __all__ = [
     "RunSettings",
     "interval_percent",
 ]
+
+DEFAULT_BOOTSTRAP = 999
+"""EM's nonparametric bootstrap replicates per run unless asked otherwise (0: none)."""
 
 SELECTION_METHODS = ("em", "vb", "nuts")
 """The methods `select` can run: EM (BIC, ICL), VB (ELBO) and NUTS (PSIS-LOO)."""
@@ -54,10 +58,10 @@ def interval_percent() -> str:
 
 @dataclass(frozen=True)
 class RunSettings:
-    """How the run was made: the number of components, the seed and the sampler's sizes.
+    """How the run was made: K, the seed, the sampler's sizes, EM's bootstrap replicates (0: none).
 
     Saved under the key "seed" (em.json, comparison.json) for `random_seed`, as files written
-    before the rename have it.
+    before the rename have it; files written before the bootstrap lack "bootstrap" (read as 0).
     """
 
     n_components: int
@@ -65,6 +69,7 @@ class RunSettings:
     draws: int
     tune: int
     chains: int
+    bootstrap: int = DEFAULT_BOOTSTRAP
 
     def as_dict(self) -> dict[str, Any]:
         """Plain values as the saved files hold them."""
@@ -74,18 +79,23 @@ class RunSettings:
             "draws": self.draws,
             "tune": self.tune,
             "chains": self.chains,
+            "bootstrap": self.bootstrap,
         }
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> RunSettings:
         """Rebuild from `as_dict` output; TypeError naming a missing or unknown key."""
         keys = {"n_components", "seed", "draws", "tune", "chains"}
-        if set(values) != keys:
-            raise TypeError(f"settings must have the keys {sorted(keys)}, got {sorted(values)}")
+        if not keys <= set(values) <= keys | {"bootstrap"}:
+            raise TypeError(
+                f"settings must have the keys {sorted(keys)} (and optionally 'bootstrap'), "
+                f"got {sorted(values)}"
+            )
         return cls(
             n_components=values["n_components"],
             random_seed=values["seed"],
             draws=values["draws"],
             tune=values["tune"],
             chains=values["chains"],
+            bootstrap=values.get("bootstrap", 0),
         )

@@ -5,6 +5,8 @@ Markdown and HTML are rendered from these (`analysis.render`), so both show the 
 
 from __future__ import annotations
 
+import math
+import statistics
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,6 +14,9 @@ from analysis.settings import EM_MAX_ITER, EM_TOL, interval_percent
 
 DASH = "\N{EN DASH}"  # an unknown value in a table
 TIMES = "\N{MULTIPLICATION SIGN}"
+SE_RATIO_AGREES = 1.25
+"""EM SE / posterior SD between 1 / this and this is read as agreement about the uncertainty."""
+GROUPS = ("weights", "means", "covariances")
 
 
 @dataclass(frozen=True)
@@ -40,8 +45,33 @@ def _yes(value: bool | None) -> str:
     return DASH if value is None else ("yes" if value else "NO")
 
 
+def _interval(low: float | None, high: float | None) -> str:
+    """'[low, high]', or an en dash when the interval is unknown."""
+    if low is None or high is None:
+        return DASH
+    return f"[{format_number(low)}, {format_number(high)}]"
+
+
+def _bootstrap_note(comparison: dict[str, Any]) -> str:
+    """How EM's SEs and intervals were computed, with the bootstrap's counts."""
+    u = comparison["em_uncertainty"]
+    reference = comparison["em"]["reference"]
+    text = (
+        f"EM SE: delta-method standard error of the {reference} run from the observed "
+        f"information; EM {interval_percent()} Wald: formed on the logit scale for weights and "
+        "the log scale for variances, so they stay in range. "
+    )
+    if u["n_boot"] == 0:
+        return text + "The bootstrap was turned off (--bootstrap 0)."
+    return text + (
+        f"EM {interval_percent()} bootstrap: percentile interval of {u['n_boot']} nonparametric "
+        f"replicates, each refitted by EM from the estimate ({u['n_failed']} failed, "
+        f"{u['n_relabelled']} relabelled, {u['n_unconverged']} hit the iteration limit)."
+    )
+
+
 def point_estimates_table(comparison: dict[str, Any]) -> Table:
-    """The point-estimate table: truth, published, each EM run and the posterior, per scalar."""
+    """The point-estimate table: truth, published, EM runs, posterior and EM's SEs, per scalar."""
     runs = list(comparison["em"]["runs"])
     reference = comparison["em"]["reference"]
     headers = [
@@ -52,6 +82,9 @@ def point_estimates_table(comparison: dict[str, Any]) -> Table:
         "posterior mean",
         "posterior SD",
         f"{interval_percent()} interval",
+        "EM SE",
+        f"EM {interval_percent()} Wald",
+        f"EM {interval_percent()} bootstrap",
         "EM inside",
         "true inside",
         "R-hat",
@@ -64,7 +97,10 @@ def point_estimates_table(comparison: dict[str, Any]) -> Table:
             *[format_number(r["em"][run]) for run in runs],
             format_number(r["posterior_mean"]),
             format_number(r["posterior_sd"]),
-            f"[{format_number(r['interval_low'])}, {format_number(r['interval_high'])}]",
+            _interval(r["interval_low"], r["interval_high"]),
+            format_number(r["em_se"]),
+            _interval(r["em_wald_low"], r["em_wald_high"]),
+            _interval(r["em_bootstrap_low"], r["em_bootstrap_high"]),
             _yes(r["em_inside"]),
             _yes(r["true_inside"]),
             format_number(r["r_hat"]),
@@ -75,7 +111,8 @@ def point_estimates_table(comparison: dict[str, Any]) -> Table:
     known = sum(r["true"] is not None for r in comparison["parameters"])
     notes = [
         f"{interval_percent()} equal-tailed posterior intervals; 'EM inside' tests the "
-        f"{reference} run; covariance entries are listed once (i ≤ j)."
+        f"{reference} run; covariance entries are listed once (i ≤ j).",
+        _bootstrap_note(comparison),
     ]
     notes.append(
         f"The true value lies inside the interval for {inside} of {known} parameters."
@@ -83,6 +120,64 @@ def point_estimates_table(comparison: dict[str, Any]) -> Table:
         else "True values are unknown for this dataset."
     )
     return Table("Point estimates", headers, rows, notes)
+
+
+def se_ratio_table(comparison: dict[str, Any]) -> Table:
+    """EM SE / posterior SD by parameter group (range, median, largest departure), read aloud."""
+    rows_by_group = {
+        group: [r for r in comparison["parameters"] if r["group"] == group and r["se_ratio"]]
+        for group in GROUPS
+    }
+    headers = ["parameters", "count", "smallest", "median", "largest", "largest departure"]
+    rows = []
+    for group, rows_in in rows_by_group.items():
+        if not rows_in:
+            continue
+        ratios = sorted(r["se_ratio"] for r in rows_in)
+        worst = _largest_departure(rows_in)
+        rows.append(
+            [
+                group,
+                str(len(ratios)),
+                format_number(ratios[0], 2),
+                format_number(statistics.median(ratios), 2),
+                format_number(ratios[-1], 2),
+                f"{worst['parameter']} ({format_number(worst['se_ratio'], 2)})",
+            ]
+        )
+    known = [r for group_rows in rows_by_group.values() for r in group_rows]
+    return Table("EM standard error / posterior SD", headers, rows, [se_ratio_sentence(known)])
+
+
+def _largest_departure(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The row whose EM SE / posterior SD is furthest from 1 on a log scale."""
+    return max(rows, key=lambda r: abs(math.log(r["se_ratio"])))
+
+
+def se_ratio_sentence(rows: list[dict[str, Any]]) -> str:
+    """One sentence reading the ratios of the rows that have one."""
+    if not rows:
+        return (
+            "EM's standard errors are unknown for this run (see the warnings), so EM and the "
+            "posterior cannot be compared on how sure they are."
+        )
+    worst = _largest_departure(rows)
+    ratio = worst["se_ratio"]
+    if 1 / SE_RATIO_AGREES <= ratio <= SE_RATIO_AGREES:
+        return (
+            f"EM's information standard errors are within a factor {SE_RATIO_AGREES} of the "
+            f"posterior SDs for all {len(rows)} parameters (furthest: {worst['parameter']}, "
+            f"{ratio:.2f}): maximum likelihood and the posterior agree about how uncertain each "
+            "parameter is, as they should asymptotically."
+        )
+    apart = sum(not 1 / SE_RATIO_AGREES <= r["se_ratio"] <= SE_RATIO_AGREES for r in rows)
+    sure = "surer" if ratio < 1 else "less sure"
+    return (
+        f"{apart} of {len(rows)} EM standard errors differ from the posterior SD by more than a "
+        f"factor {SE_RATIO_AGREES}; the furthest, {worst['parameter']}, is {ratio:.2f} times "
+        f"it, so EM is {sure} of it than the posterior: the asymptotic agreement of the two "
+        "does not hold there at this sample size (the prior or a non-normal likelihood matters)."
+    )
 
 
 def accuracy_tables(comparison: dict[str, Any]) -> list[Table]:
@@ -188,6 +283,7 @@ def build_tables(comparison: dict[str, Any]) -> list[Table]:
     """Every table of the report, in order."""
     return [
         point_estimates_table(comparison),
+        se_ratio_table(comparison),
         *accuracy_tables(comparison),
         em_convergence_table(comparison),
         sampler_table(comparison),

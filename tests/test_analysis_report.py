@@ -21,14 +21,14 @@ from analysis.datasets import load_dataset
 from analysis.em_fits import fit_em
 from analysis.figures import FIGURES
 from analysis.files import dumps
-from analysis.pipeline import Results, results_from
+from analysis.pipeline import Results, results_from, run_uncertainty
 from analysis.render import render_html, render_markdown
 from analysis.report import write_report
 from analysis.settings import RunSettings
 from analysis.tables import build_tables
 from em_reference import seed7907
 
-SETTINGS = RunSettings(n_components=3, random_seed=0, draws=250, tune=0, chains=4)
+SETTINGS = RunSettings(n_components=3, random_seed=0, draws=250, tune=0, chains=4, bootstrap=200)
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +36,8 @@ def seed_results(seed_fake_posterior) -> Results:
     """seed-7907, both EM runs and the fake posterior, as one Results value."""
     dataset = load_dataset("seed7907")
     fits = fit_em(dataset, 3, random_seed=0)
-    return results_from(dataset, fits, seed_fake_posterior, SETTINGS)
+    uncertainty = run_uncertainty(dataset, fits, SETTINGS)
+    return results_from(dataset, fits, uncertainty, seed_fake_posterior, SETTINGS)
 
 
 @pytest.fixture(scope="module")
@@ -173,7 +174,7 @@ def test_unlabelled_data_say_labels_are_unknown(seed_results, tmp_path):
     # The shared posterior is in the seed start's order; keep this run's labels comparable.
     order = np.argsort(fits.reference_run.parameters.means[:, 0])
     assert order.tolist() == [0, 1, 2]
-    results = results_from(dataset, fits, seed_results.idata, SETTINGS)
+    results = results_from(dataset, fits, seed_results.uncertainty, seed_results.idata, SETTINGS)
     comparison = write_report(results, tmp_path)
     assert comparison["accuracy"]["labels_known"] is False
     assert all(

@@ -35,6 +35,7 @@ def test_help_explains_every_subcommand_and_option(run_gmm_compare):
         "--out",
         "--json",
         "--quiet",
+        "--bootstrap",
         "seed42",
         "seed1000",
     ):
@@ -63,12 +64,42 @@ def test_em_json_is_the_seed_run(capsys, seed_em):
     assert document["settings"]["n_components"] == 3
 
 
+def test_em_json_holds_the_standard_errors(capsys, seed_em, seed_data):
+    """The information SEs of the seed run; the bootstrap's replicates and seed as asked."""
+    X, _ = seed_data
+    assert main(["em", "--json", "--bootstrap", "20", "--seed", "4"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == ""  # no progress note with --json
+    document = json.loads(captured.out)
+    uncertainty = document["uncertainty"]
+    expected = seed_em.standard_errors(X)
+    for group in ("weights", "means", "covariances"):
+        np.testing.assert_allclose(
+            uncertainty["standard_errors"][group], getattr(expected, group), rtol=1e-9
+        )
+    boot = seed_em.bootstrap(X, 20, random_state=4).standard_errors()
+    np.testing.assert_allclose(uncertainty["bootstrap_standard_errors"]["means"], boot.means)
+    assert document["settings"]["bootstrap"] == uncertainty["n_boot"] == 20
+
+
 def test_em_text_names_both_runs(capsys):
-    assert main(["em", "seed-7907", "--seed", "5"]) == 0
-    out = capsys.readouterr().out
+    assert main(["em", "seed-7907", "--seed", "5", "--bootstrap", "30"]) == 0
+    captured = capsys.readouterr()
+    out = captured.out
     assert "EM initial" in out and "EM restarts" in out
     assert "accuracy 99.4%" in out
     assert "-2089.5719" in out
+    assert "standard errors of the reference run, bootstrap (30 replicates):" in out
+    assert captured.err.splitlines() == [
+        "EM uncertainty: information standard errors and 30 nonparametric bootstrap replicates ..."
+    ]
+
+
+@pytest.mark.parametrize("command", ["em", "sample", "compare"])
+def test_a_negative_bootstrap_is_one_line(command, capsys):
+    assert main([command, "--bootstrap", "-1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("gmm-compare: error: argument --bootstrap: must be 0 or more, got -1")
 
 
 def test_em_on_a_user_csv_with_k(tmp_path, capsys):
@@ -292,7 +323,7 @@ def test_a_failure_during_the_run_leaves_the_old_report(existing_report, monkeyp
 
     monkeypatch.setattr("analysis.pipeline.run_nuts", broken)
     before = _snapshot(existing_report)
-    assert main(["--out", str(existing_report)]) == 2
+    assert main(["--out", str(existing_report), "--bootstrap", "0"]) == 2
     assert capsys.readouterr().err == "gmm-compare: error: the sampler failed half way\n"
     assert _snapshot(existing_report) == before
     assert [p.name for p in existing_report.parent.iterdir()] == ["old"]
