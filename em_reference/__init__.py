@@ -6,8 +6,8 @@ from em_reference.bootstrap import BootstrapResult
 from em_reference.gaussian_mixture import GaussianMixtureEM
 from em_reference.generator import sample_mixture
 from em_reference.likelihood import mixture_log_density, precisions_cholesky
-from em_reference.parameters import MixtureParameters
-from em_reference.uncertainty import INTERVAL_PROB, MixtureArrays, ParameterIntervals
+from em_reference.parameters import MixtureArrays, MixtureParameters
+from em_reference.uncertainty import INTERVAL_PROB, ParameterIntervals
 from em_reference.validation import check_data
 from em_reference.variational import VariationalGaussianMixture
 

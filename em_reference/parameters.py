@@ -13,11 +13,10 @@ SYMMETRY_TOLERANCE = 1e-8
 
 
 @dataclass(frozen=True)
-class MixtureParameters:
-    """Weights (K,), means (K, D) and full covariances (K, D, D) of a K-component mixture.
+class MixtureArrays:
+    """Weights (K,), means (K, D), covariances (K, D, D) as float64 read-only copies.
 
-    The arrays are float64, read-only copies, checked on construction: shapes agree, weights are
-    non-negative and sum to 1, every covariance is symmetric positive definite.
+    Unconstrained: standard errors or interval bounds have these shapes too.
     """
 
     weights: np.ndarray
@@ -29,6 +28,26 @@ class MixtureParameters:
             array = np.array(getattr(self, name), dtype=np.float64, copy=True)
             array.setflags(write=False)
             object.__setattr__(self, name, array)
+
+    def as_dict(self) -> dict[str, list]:
+        """Plain nested lists, for JSON."""
+        return {
+            "weights": self.weights.tolist(),
+            "means": self.means.tolist(),
+            "covariances": self.covariances.tolist(),
+        }
+
+
+@dataclass(frozen=True)
+class MixtureParameters(MixtureArrays):
+    """Weights (K,), means (K, D) and full covariances (K, D, D) of a K-component mixture.
+
+    The arrays are float64, read-only copies, checked on construction: shapes agree, weights are
+    non-negative and sum to 1, every covariance is symmetric positive definite.
+    """
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
         _check_shapes(self.weights, self.means, self.covariances)
         _check_finite(self.weights, self.means, self.covariances)
         check_weights(self.weights)
@@ -66,14 +85,6 @@ class MixtureParameters:
                     f"got {type(source).__name__}"
                 )
         return cls(**values)
-
-    def as_dict(self) -> dict[str, list]:
-        """Plain nested lists, for JSON."""
-        return {
-            "weights": self.weights.tolist(),
-            "means": self.means.tolist(),
-            "covariances": self.covariances.tolist(),
-        }
 
 
 def _check_shapes(weights: np.ndarray, means: np.ndarray, covariances: np.ndarray) -> None:

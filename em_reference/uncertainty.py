@@ -36,7 +36,7 @@ import numpy as np
 
 from em_reference.em import expectation_step
 from em_reference.likelihood import mixture_log_density, precisions_cholesky
-from em_reference.parameters import MixtureParameters
+from em_reference.parameters import MixtureArrays, MixtureParameters
 from em_reference.validation import check_data
 
 INTERVAL_PROB = 0.94
@@ -53,32 +53,6 @@ of the largest entry."""
 
 # ---------------------------------------------------------------------------------------------
 # Values
-
-
-@dataclass(frozen=True)
-class MixtureArrays:
-    """Weights (K,), means (K, D), covariances (K, D, D) of standard errors or interval bounds.
-
-    Shaped like `MixtureParameters` but without its constraints.
-    """
-
-    weights: np.ndarray
-    means: np.ndarray
-    covariances: np.ndarray
-
-    def __post_init__(self) -> None:
-        for name in ("weights", "means", "covariances"):
-            array = np.array(getattr(self, name), dtype=np.float64, copy=True)
-            array.setflags(write=False)
-            object.__setattr__(self, name, array)
-
-    def as_dict(self) -> dict[str, list]:
-        """Plain nested lists, for JSON."""
-        return {
-            "weights": self.weights.tolist(),
-            "means": self.means.tolist(),
-            "covariances": self.covariances.tolist(),
-        }
 
 
 @dataclass(frozen=True)
