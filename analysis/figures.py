@@ -2,7 +2,8 @@
 
 Every function draws one titled, labelled PNG and returns its path. Points of more than two
 dimensions are shown in their first two coordinates; a covariance ellipse there is the
-component's marginal in those coordinates, so it is exact, not an approximation.
+component's marginal in those coordinates, so it is exact, not an approximation. For D > 2 the
+pairs plot (`analysis.pairs`) shows every pair. Axes carry the data's names (x1, x2, ... without).
 """
 
 from __future__ import annotations
