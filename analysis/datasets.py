@@ -246,6 +246,8 @@ def _name_problem(name: Any) -> str:
         return "has leading or trailing spaces or unprintable characters"
     if any(c in FORBIDDEN_IN_NAMES for c in name):
         return f"holds one of {' '.join(FORBIDDEN_IN_NAMES)}, which parameter labels use"
+    if name.lower() == LABEL_COLUMN:
+        return f"is the name of the labels' column, {LABEL_COLUMN!r}"
     return ""
 
 
@@ -258,7 +260,7 @@ def _check_header(path: Path, header: list[str], label_index: int | None) -> Non
         column = f"data file {str(path)!r}: column {j + 1} of the header"
         problem = _name_problem(name)
         if problem:
-            raise ValueError(f"{column}, {name!r}, {problem}: give every column a name")
+            raise ValueError(f"{column}, {name!r}, {problem}: rename the column")
         if name in seen:
             raise ValueError(
                 f"{column} repeats the name {name!r} of column {seen[name] + 1}: "

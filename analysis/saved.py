@@ -143,8 +143,10 @@ def check_consistent(
         problems.append(f"{EM_FILE} settings have K = {settings.n_components}")
     if d != d_post:
         problems.append(f"{DATA_FILE} has D = {d}")
-    elif [_plain_coord(c) for c in posterior["dim"].values] != dataset.dim_coords:
-        problems.append(f"{EM_FILE} names the coordinates {dataset.dim_coords}")
+    elif (saved_dims := [_plain_coord(c) for c in posterior["dim"].values]) != dataset.dim_coords:
+        problems.append(
+            f"{EM_FILE} names the coordinates {dataset.dim_coords}, {POSTERIOR_FILE} {saved_dims}"
+        )
     if "observed_data" in idata.children:
         observed = np.asarray(idata.observed_data[OBSERVED])
         if observed.shape != (n, d):

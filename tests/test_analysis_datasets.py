@@ -182,3 +182,5 @@ def test_names_given_in_python_are_checked():
         Dataset("d", X, None, "two points", names=("x", "y", "z"))
     with pytest.raises(TypeError, match="names must be a sequence of 2 strings"):
         Dataset("d", X, None, "two points", names="xy")
+    with pytest.raises(ValueError, match=r"names\[0\] = 'Label' is the name of the labels'"):
+        Dataset("d", X, None, "two points", names=("Label", "y"))

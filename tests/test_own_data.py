@@ -236,3 +236,9 @@ def test_iris_end_to_end_keeps_the_names_in_every_saved_file(tmp_path, run_gmm_c
     (copy / "comparison.json").unlink()
     assert run_gmm_compare("report", "--out", copy, "--quiet").returncode == 0
     assert (copy / "comparison.json").read_text() == (out / "comparison.json").read_text()
+    em = json.loads((copy / "em.json").read_text())
+    em["dataset"]["names"] = ["a", "b", "c", "d"]
+    (copy / "em.json").write_text(json.dumps(em))
+    refused = run_gmm_compare("report", "--out", copy)
+    assert refused.returncode == 2
+    assert "em.json names the coordinates ['a', 'b', 'c', 'd'], posterior.nc [" in refused.stderr
