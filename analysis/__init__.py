@@ -10,6 +10,7 @@ In the order data flows through them:
 - `comparison` — every number the report shows, as one JSON-ready dict from ArviZ's summary;
 - `tables` — the report's tables built from that dict;
 - `figures` — the figures and their captions;
+- `pairs` — the pairs plot of every pair of coordinates, for D > 2;
 - `render` — Markdown, self-contained HTML and the headline lines;
 - `report` — the report folder written from a `Results` value;
 - `selection`, `selection_report` — choosing K by every method's criterion, and its folder;

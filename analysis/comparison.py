@@ -9,6 +9,7 @@ bootstrap that was turned off) is None; a NaN anywhere else is an error, never a
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
@@ -41,9 +42,17 @@ def entries(n_components: int, n_features: int) -> list[tuple[str, tuple[int, ..
     return rows
 
 
-def label(name: str, index: tuple[int, ...]) -> str:
-    """A parameter's name as the report prints it, e.g. 'means[1, 0]'."""
-    return f"{name}[{', '.join(str(i) for i in index)}]"
+def label(name: str, index: tuple[int, ...], dim_coords: Sequence[str | int] | None = None) -> str:
+    """A parameter's name as the report prints it, e.g. 'means[1, 0]' or 'means[1, width]'.
+
+    The component stays a number; a coordinate index shows as its `dim` coordinate (D,), the
+    column's name when the data have names.
+    """
+    shown = [
+        str(i) if position == 0 or dim_coords is None else str(dim_coords[i])
+        for position, i in enumerate(index)
+    ]
+    return f"{name}[{', '.join(shown)}]"
 
 
 SUMMARY_STATISTICS = {
@@ -142,7 +151,7 @@ def parameter_rows(
         reference = em[fits.reference]
         rows.append(
             {
-                "parameter": label(name, index),
+                "parameter": label(name, index, dataset.dim_coords),
                 "group": name,
                 "index": list(index),
                 "true": true,
@@ -312,6 +321,7 @@ def compare(results: Results) -> dict[str, Any]:
             "description": dataset.description,
             "n_points": dataset.n_points,
             "n_features": dataset.n_features,
+            "names": dataset.dim_coords,
             "labels_known": dataset.labels is not None,
         },
         "settings": results.settings.as_dict()

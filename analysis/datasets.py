@@ -9,16 +9,19 @@ Named datasets:
   `np.random.seed(1000)` as a GMM notebook does, with that notebook's EM starting values.
 
 A CSV holds numeric columns, one point per row, with an optional header; a header column
-named `label` (any case) holds true component labels and is not a coordinate.
+named `label` (any case) holds true component labels and is not a coordinate. The header's other
+names become the `dim` coordinate of everything downstream (tables, figures, posterior.nc); without
+a header, and for the named datasets, the coordinates are 0..D-1.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -29,7 +32,11 @@ LABEL_COLUMN = "label"
 
 @dataclass(frozen=True)
 class Dataset:
-    """Points X (n, D), true labels (n,) when known, and the known parameters of its source."""
+    """Points X (n, D), true labels (n,) when known, and the known parameters of its source.
+
+    `names` (D,) are the coordinates' names (a CSV's header), or None for unnamed coordinates,
+    which are numbered 0..D-1.
+    """
 
     name: str
     X: np.ndarray
@@ -39,6 +46,17 @@ class Dataset:
     initial: MixtureParameters | None = None
     published: MixtureParameters | None = None
     published_accuracy: float | None = None
+    names: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        """ValueError unless names, when given, are D valid and distinct names."""
+        if self.names is not None:
+            object.__setattr__(self, "names", check_names(self.names, self.n_features))
+
+    @property
+    def dim_coords(self) -> list[str] | list[int]:
+        """The `dim` coordinate (D,): the names, or 0..D-1 when the coordinates are unnamed."""
+        return list(self.names) if self.names is not None else list(range(self.n_features))
 
     @property
     def n_points(self) -> int:
@@ -184,12 +202,71 @@ def read_csv(path: str | Path) -> Dataset:
     if X.shape[1] < 1:
         raise ValueError(f"data file {str(path)!r} has no coordinate columns")
     labels = None if label_index is None else _as_labels(path, values[:, label_index])
+    names = None
+    if header is not None:
+        names = tuple(name for i, name in enumerate(header) if i != label_index)
+        _check_header(path, header, label_index)
     return Dataset(
         name=path.stem,
         X=X,
         labels=labels,
         description=f"{X.shape[0]} points in {X.shape[1]} dimensions from {path.name}",
+        names=names,
     )
+
+
+FORBIDDEN_IN_NAMES = ",[]"
+"""Characters a coordinate's name may not hold: they would make labels like `means[0, x]`
+ambiguous."""
+
+
+def check_names(names: Any, n_features: int) -> tuple[str, ...]:
+    """The coordinates' names (D,) as a tuple of str; ValueError naming a bad or repeated one."""
+    if isinstance(names, str) or not isinstance(names, Sequence):
+        raise TypeError(f"names must be a sequence of {n_features} strings, got {names!r}")
+    names = tuple(names)
+    if len(names) != n_features:
+        raise ValueError(f"names must hold {n_features} names, one per column, got {len(names)}")
+    for j, name in enumerate(names):
+        problem = _name_problem(name)
+        if problem:
+            raise ValueError(f"names[{j}] = {name!r} {problem}")
+        if name in names[:j]:
+            raise ValueError(f"names[{j}] = {name!r} repeats names[{names.index(name)}]")
+    return names
+
+
+def _name_problem(name: Any) -> str:
+    """Why a coordinate's name is not usable ('' when it is)."""
+    if not isinstance(name, str):
+        return "is not a string"
+    if not name.strip():
+        return "is empty"
+    if name != name.strip() or any(not c.isprintable() for c in name):
+        return "has leading or trailing spaces or unprintable characters"
+    if any(c in FORBIDDEN_IN_NAMES for c in name):
+        return f"holds one of {' '.join(FORBIDDEN_IN_NAMES)}, which parameter labels use"
+    if name.lower() == LABEL_COLUMN:
+        return f"is the name of the labels' column, {LABEL_COLUMN!r}"
+    return ""
+
+
+def _check_header(path: Path, header: list[str], label_index: int | None) -> None:
+    """ValueError naming the column (1-based) whose header name is empty, unusable or repeated."""
+    seen: dict[str, int] = {}
+    for j, name in enumerate(header):
+        if j == label_index:
+            continue
+        column = f"data file {str(path)!r}: column {j + 1} of the header"
+        problem = _name_problem(name)
+        if problem:
+            raise ValueError(f"{column}, {name!r}, {problem}: rename the column")
+        if name in seen:
+            raise ValueError(
+                f"{column} repeats the name {name!r} of column {seen[name] + 1}: "
+                "every coordinate needs its own name"
+            )
+        seen[name] = j
 
 
 def _split_header(rows: list[tuple[int, list[str]]]) -> tuple[list[str] | None, list]:
@@ -268,8 +345,11 @@ def _as_labels(path: Path, column: np.ndarray) -> np.ndarray:
 
 
 def to_csv(dataset: Dataset) -> str:
-    """The dataset as CSV text: header `label,x1,...` (no label column when labels are unknown)."""
-    names = [f"x{j + 1}" for j in range(dataset.n_features)]
+    """The dataset as CSV text: header `label,NAME,...` (no label column when labels are unknown).
+
+    The names are the dataset's, or x1, ..., xD for unnamed coordinates.
+    """
+    names = dataset.names or [f"x{j + 1}" for j in range(dataset.n_features)]
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     if dataset.labels is None:

@@ -2,7 +2,8 @@
 
 Every function draws one titled, labelled PNG and returns its path. Points of more than two
 dimensions are shown in their first two coordinates; a covariance ellipse there is the
-component's marginal in those coordinates, so it is exact, not an approximation.
+component's marginal in those coordinates, so it is exact, not an approximation. For D > 2 the
+pairs plot (`analysis.pairs`) shows every pair. Axes carry the data's names (x1, x2, ... without).
 """
 
 from __future__ import annotations
@@ -53,6 +54,8 @@ FIGURES = (
     "rank",
     "ppc",
 )
+PAIRS = "pairs"
+"""The pairs plot (`analysis.pairs`), drawn after the clusterings when D > 2."""
 CHILD_FIGURES = ("rank", "data", "em_clusters", "misclassified", "em_convergence")
 """Figures a forked process draws while this one draws the rest: about half the drawing time
 each, the rank plot's chain test being the slowest."""
@@ -63,6 +66,10 @@ CAPTIONS = {
     "posterior_clusters": "Posterior clustering (most probable component of each point) with "
     "ellipses from a spread of posterior draws: their scatter is the "
     "uncertainty EM's single estimate does not show.",
+    PAIRS: f"Pairs plot: each pair of coordinates, points coloured by EM's component, with "
+    f"EM's 1{SIGMA} (solid) and 2{SIGMA} (dashed) ellipses in black and posterior draws' "
+    f"1{SIGMA} ellipses in colour, all exact two-dimensional marginals; on the diagonal each "
+    "coordinate's histogram with EM's weighted component densities (colours) and their sum.",
     "misclassified": "Points whose EM or posterior label differs from the truth, and points "
     f"whose posterior membership is uncertain (top probability < {UNCERTAIN_BELOW}).",
     "em_convergence": "EM's total log-likelihood by iteration (top) and its distance to the "
@@ -104,15 +111,21 @@ def _plane(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return X[:, 0], jitter
 
 
+def axis_names(dataset: Dataset) -> list[str]:
+    """The coordinates' names on figure axes (D,): the data's names, or x1, ..., xD."""
+    return list(dataset.names or [f"x{j + 1}" for j in range(dataset.n_features)])
+
+
 def _axis_labels(ax: Axes, dataset: Dataset) -> None:
     """Name the plotted coordinates, saying so when D > 2 or D = 1."""
-    ax.set_xlabel("x1")
+    names = axis_names(dataset)
+    ax.set_xlabel(names[0])
     if dataset.n_features == 1:
         ax.set_ylabel("random jitter (data are 1-D)")
     else:
-        ax.set_ylabel("x2")
+        ax.set_ylabel(names[1])
     if dataset.n_features > 2:
-        ax.set_xlabel(f"x1 (first two of {dataset.n_features} coordinates shown)")
+        ax.set_xlabel(f"{names[0]} (first two of {dataset.n_features} coordinates shown)")
 
 
 def ellipse(
@@ -403,11 +416,11 @@ def plot_rank(idata: Any, out: Path) -> Path:
 
 
 def predictive_tree(idata: Any) -> xr.DataTree:
-    """Observed and replicated data, their coordinates labelled x1, x2, ... for the panels."""
+    """Observed and replicated data, their coordinates labelled by name (or x1, x2, ...)."""
     groups = {}
     for group in ("posterior_predictive", "observed_data"):
         data = idata[group].to_dataset()
-        if "dim" in data.dims:
+        if "dim" in data.dims and data["dim"].dtype.kind not in "OUS":  # unnamed: 0..D-1
             data = data.assign_coords(dim=[f"x{j + 1}" for j in range(data.sizes["dim"])])
         groups[group] = data
     return xr.DataTree.from_dict(groups)
@@ -451,12 +464,27 @@ def draw_all(results: Results, comparison: dict[str, Any], out: Path) -> dict[st
         "rank": lambda: plot_rank(idata, out),
         "ppc": lambda: plot_ppc(idata, out),
     }
+    names = figure_names(dataset.n_features)
+    captions = dict(CAPTIONS)
+    if PAIRS in names:
+        from analysis.pairs import pairs_caption, plot_pairs
+
+        makers[PAIRS] = lambda: plot_pairs(dataset, fits, idata, out)
+        captions[PAIRS] = pairs_caption(CAPTIONS[PAIRS], dataset, fits)
     if _can_fork():
-        _draw_beside_a_child(makers)
+        _draw_beside_a_child(makers, names)
     else:
-        for name in FIGURES:
+        for name in names:
             makers[name]()
-    return {name: FigureFile(out / f"{name}.png", CAPTIONS[name]) for name in FIGURES}
+    return {name: FigureFile(out / f"{name}.png", captions[name]) for name in names}
+
+
+def figure_names(n_features: int) -> tuple[str, ...]:
+    """The report's figures in order: FIGURES, plus the pairs plot after the clusterings (D > 2)."""
+    if n_features <= 2:
+        return FIGURES
+    at = FIGURES.index("posterior_clusters") + 1
+    return (*FIGURES[:at], PAIRS, *FIGURES[at:])
 
 
 def _can_fork() -> bool:
@@ -464,8 +492,8 @@ def _can_fork() -> bool:
     return sys.platform == "linux" and (os.cpu_count() or 1) > 1
 
 
-def _draw_beside_a_child(makers: dict[str, Callable[[], Path]]) -> None:
-    """Draw CHILD_FIGURES in a forked process and the others here, at the same time.
+def _draw_beside_a_child(makers: dict[str, Callable[[], Path]], names: tuple[str, ...]) -> None:
+    """Draw CHILD_FIGURES in a forked process and the other `names` here, at the same time.
 
     Raises RuntimeError naming the child's figures and its error if the child fails.
     """
@@ -475,7 +503,7 @@ def _draw_beside_a_child(makers: dict[str, Callable[[], Path]]) -> None:
     child.start()
     send.close()
     try:
-        for name in FIGURES:
+        for name in names:
             if name not in CHILD_FIGURES:
                 makers[name]()
     except BaseException:

@@ -77,7 +77,7 @@ def run_nuts(dataset: Dataset, fits: EMFits, settings: RunSettings, progressbar:
     """NUTS on the Bayesian twin, labelled like the reference EM run; a complete posterior only."""
     from models import build_model, sample_posterior
 
-    model = build_model(dataset.X, n_components=settings.n_components)
+    model = build_model(dataset.X, n_components=settings.n_components, names=dataset.names)
     idata = sample_posterior(
         model,
         draws=settings.draws,

@@ -68,7 +68,7 @@ table { border-collapse: collapse; margin: 0.5em 0 0.3em; font-size: 0.9em; }
 th, td { border: 1px solid #ccc; padding: 3px 8px; text-align: right; }
 td { white-space: nowrap; } .scroll { overflow-x: auto; }
 th { background: #f0f0f0; } td:first-child, th:first-child { text-align: left; }
-td.bad { color: #b00; font-weight: bold; }
+td.bad { color: #b00; font-weight: bold; white-space: normal; }
 .warning { background: #fde8e8; border: 2px solid #c00; padding: 0.6em 1em; margin: 1em 0; }
 .ok { background: #e8f6e8; border: 1px solid #4a4; padding: 0.6em 1em; margin: 1em 0; }
 .note { color: #555; font-size: 0.9em; margin: 0 0 1em; }

@@ -49,6 +49,7 @@ def em_document(
         "dataset": {
             "name": dataset.name,
             "description": dataset.description,
+            "names": None if dataset.names is None else list(dataset.names),
             "true": _parameters_or_none(dataset.true),
             "initial": _parameters_or_none(dataset.initial),
             "published": _parameters_or_none(dataset.published),
@@ -142,6 +143,10 @@ def check_consistent(
         problems.append(f"{EM_FILE} settings have K = {settings.n_components}")
     if d != d_post:
         problems.append(f"{DATA_FILE} has D = {d}")
+    elif (saved_dims := [_plain_coord(c) for c in posterior["dim"].values]) != dataset.dim_coords:
+        problems.append(
+            f"{EM_FILE} names the coordinates {dataset.dim_coords}, {POSTERIOR_FILE} {saved_dims}"
+        )
     if "observed_data" in idata.children:
         observed = np.asarray(idata.observed_data[OBSERVED])
         if observed.shape != (n, d):
@@ -155,8 +160,16 @@ def check_consistent(
         )
 
 
+def _plain_coord(value: Any) -> str | int:
+    """A `dim` coordinate value read from netCDF as a Python str or int."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
 def _dataset_from(values: dict[str, Any], data: Dataset) -> Dataset:
-    """The saved data with the name and known parameters recorded in em.json."""
+    """The saved data with the name, coordinate names and known parameters recorded in em.json.
+
+    An em.json from before names were kept has none: its coordinates were 0..D-1.
+    """
 
     def params(key: str) -> MixtureParameters | None:
         return None if values[key] is None else MixtureParameters.from_any(values[key])
@@ -170,4 +183,5 @@ def _dataset_from(values: dict[str, Any], data: Dataset) -> Dataset:
         initial=params("initial"),
         published=params("published"),
         published_accuracy=values["published_accuracy"],
+        names=values.get("names"),
     )

@@ -123,8 +123,15 @@ def extreme_scalar(values: xr.Dataset, largest: bool) -> tuple[float, str]:
 
 
 def _scalar_label(name: str, variable: xr.DataArray, flat_index: int) -> str:
-    """Label "name[i, j]" of the scalar at flat_index of variable (just "name" for a scalar)."""
+    """Label "name[k, dim]" of the scalar at flat_index of variable (just "name" for a scalar).
+
+    Each index is shown as its coordinate value (a column's name for `dim`), else its position.
+    """
     if variable.ndim == 0:
         return str(name)
     position = np.unravel_index(flat_index, variable.shape)
-    return f"{name}[{', '.join(str(int(i)) for i in position)}]"
+    shown = [
+        variable[dim].values[i].item() if dim in variable.coords else int(i)
+        for dim, i in zip(variable.dims, position, strict=True)
+    ]
+    return f"{name}[{', '.join(str(value) for value in shown)}]"

@@ -15,7 +15,7 @@ likelihood, so NUTS and VB can be compared on one posterior.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from functools import partial
 from typing import Any
 
@@ -80,6 +80,7 @@ def build_model(
     mean_prior: Any = None,
     degrees_of_freedom_prior: float | None = None,
     covariance_prior: Any = None,
+    names: Sequence[str] | None = None,
 ) -> pm.Model:
     """The K-component full-covariance Gaussian mixture for data X (n, D), as a `pm.Model`.
 
@@ -92,9 +93,12 @@ def build_model(
     computes without Jacobian terms, is the maximum-likelihood estimate. That posterior is
     improper (a component can collapse onto one point): optimise it, never sample it.
 
+    `names` (D,) label the `dim` and `dim_bis` coordinates (a CSV's column names); None numbers
+    them 0..D-1. They are coordinates only: the draws are the same either way.
+
     Raises ValueError for data that is not finite 2-D numbers, a column without spread (the
     priors are scaled by it), n_components not an integer >= 1, or fewer points than components,
-    and for prior scales that are not positive.
+    for prior scales that are not positive, and for names that are not D distinct strings.
 
     `prior="gauss-wishart"` builds instead the model VB approximates, under the priors named as
     in `em_reference.variational.VariationalGaussianMixture` (same defaults): see
@@ -108,14 +112,15 @@ def build_model(
         "covariance_prior": covariance_prior,
     }
     if _wants_gauss_wishart(prior, flat, gauss_wishart):
-        return build_gauss_wishart_model(X, n_components, **gauss_wishart)
+        return build_gauss_wishart_model(X, n_components, **gauss_wishart, names=names)
     X = check_data(X)
     n_points, n_features = X.shape
     n_components = check_n_components(n_components, n_points)
     spread = data_spread(X)
     for name, value in (("mean_scale", mean_scale), ("sd_scale", sd_scale), ("eta", eta)):
         check_positive(name, value)
-    with pm.Model(coords=model_coords(n_points, n_features, n_components)) as model:
+    coords = model_coords(n_points, n_features, n_components, names)
+    with pm.Model(coords=coords) as model:
         weights = pm.Dirichlet("weights", a=np.ones(n_components), dims="component")
         if flat:
             means, stds, corr = _flat_priors(n_components, n_features)
@@ -131,14 +136,29 @@ def build_model(
     return model
 
 
-def model_coords(n_points: int, n_features: int, n_components: int) -> dict[str, range]:
-    """The model's coordinates: component (K), dim and dim_bis (D), point (n)."""
+def model_coords(
+    n_points: int, n_features: int, n_components: int, names: Sequence[str] | None = None
+) -> dict[str, Sequence]:
+    """The model's coordinates: component (K), dim and dim_bis (D: names or 0..D-1), point (n)."""
+    dim = range(n_features) if names is None else check_dim_names(names, n_features)
     return {
         "component": range(n_components),
-        "dim": range(n_features),
-        "dim_bis": range(n_features),
+        "dim": dim,
+        "dim_bis": dim,
         "point": range(n_points),
     }
+
+
+def check_dim_names(names: Sequence[str], n_features: int) -> tuple[str, ...]:
+    """The names (D,) as a tuple; ValueError unless they are D distinct non-empty strings."""
+    if isinstance(names, str):
+        raise TypeError(f"names must be a sequence of {n_features} strings, got {names!r}")
+    names = tuple(names)
+    if len(names) != n_features or len(set(names)) != n_features:
+        raise ValueError(f"names must be {n_features} distinct names, one per column, got {names}")
+    if not all(isinstance(name, str) and name for name in names):
+        raise ValueError(f"names must be non-empty strings, got {names}")
+    return names
 
 
 def data_spread(X: np.ndarray) -> np.ndarray:
@@ -372,6 +392,7 @@ def build_gauss_wishart_model(
     mean_prior: Any = None,
     degrees_of_freedom_prior: float | None = None,
     covariance_prior: Any = None,
+    names: Sequence[str] | None = None,
 ) -> pm.Model:
     """The mixture under the priors VB approximates (Bishop, PRML 10.2), as a `pm.Model`.
 
@@ -382,7 +403,7 @@ def build_gauss_wishart_model(
     triangular with Lambda_k = F_k F_k^T, so it is the precision factor the shared likelihood
     takes, with no solve. The deterministic covariances are Lambda_k^-1 = V_k^T V_k, V_k = F_k^-1.
     Priors and their defaults are `VariationalGaussianMixture`'s; W_0's factor L_0 is stored
-    as the data `prior_scale_cholesky` (dim, dim_bis).
+    as the data `prior_scale_cholesky` (dim, dim_bis). `names` as in `build_model`.
     """
     X = check_data(X)
     n_points, n_features = X.shape
@@ -396,7 +417,7 @@ def build_gauss_wishart_model(
         degrees_of_freedom_prior,
         covariance_prior,
     )
-    coords = model_coords(n_points, n_features, n_components)
+    coords = model_coords(n_points, n_features, n_components, names)
     coords["dim_pair"] = range(n_features * (n_features - 1) // 2)
     with pm.Model(coords=coords) as model:
         scale_lower = pm.Data(

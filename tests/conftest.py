@@ -90,14 +90,20 @@ def seed_posterior(seed_data, seed_em):
 
 
 def fake_posterior(
-    X: np.ndarray, parameters, chains: int = 4, draws: int = 250, random_seed: int = 0
+    X: np.ndarray,
+    parameters,
+    chains: int = 4,
+    draws: int = 250,
+    random_seed: int = 0,
+    names: tuple[str, ...] | None = None,
 ):
     """A DataTree shaped like `models.sample_posterior`'s, from NumPy draws around parameters.
 
     Independent draws scattered around a MixtureParameters (weights from a Dirichlet centred on
     them, means with small normal noise, covariances scaled by a factor near 1), with the
     observed data X (n, D), no divergences, timings of one second, and the log_likelihood and
-    posterior_predictive groups computed from the draws as the sampler's are.
+    posterior_predictive groups computed from the draws as the sampler's are. `names` (D,) label
+    the `dim` coordinate as a CSV's header does (0..D-1 without).
     """
     import xarray as xr
 
@@ -114,8 +120,8 @@ def fake_posterior(
         "chain": np.arange(chains),
         "draw": np.arange(draws),
         "component": np.arange(k),
-        "dim": np.arange(d),
-        "dim_bis": np.arange(d),
+        "dim": np.arange(d) if names is None else list(names),
+        "dim_bis": np.arange(d) if names is None else list(names),
         "point": np.arange(X.shape[0]),
     }
     sample = ("chain", "draw")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from analysis.datasets import load_dataset, read_csv, to_csv
+from analysis.datasets import Dataset, load_dataset, read_csv, to_csv
 from em_reference import GaussianMixtureEM, seed7907
 
 
@@ -138,3 +138,49 @@ def test_a_second_label_column_in_another_case_is_refused(tmp_path):
     path.write_text("Label,x,label\n0,0.5,1\n1,1.5,0\n")
     with pytest.raises(ValueError, match=r"2 label columns \('Label' and 'label'\)"):
         read_csv(path)
+
+
+def test_a_csv_header_names_the_coordinates_and_survives_a_round_trip(tmp_path):
+    path = tmp_path / "flowers.csv"
+    path.write_text("petal length,Label,petal_width\n1.4,0,0.2\n4.7,1,1.4\n5.1,1,1.9\n")
+    dataset = read_csv(path)
+    assert dataset.names == ("petal length", "petal_width")
+    assert dataset.dim_coords == ["petal length", "petal_width"]
+    again = tmp_path / "again.csv"
+    again.write_text(to_csv(dataset))
+    assert again.read_text().splitlines()[0] == "label,petal length,petal_width"
+    assert read_csv(again).names == dataset.names
+
+
+def test_unnamed_coordinates_are_numbered():
+    dataset = load_dataset("seed7907")
+    assert dataset.names is None
+    assert dataset.dim_coords == [0, 1]
+
+
+@pytest.mark.parametrize(
+    ("header", "message"),
+    [
+        ("a,b,a", r"column 3 of the header repeats the name 'a' of column 1"),
+        ("a,,c", r"column 2 of the header, '', is empty"),
+        ('a,"b,c",d', r"column 2 of the header, 'b,c', holds one of , \[ \]"),
+        ("label,x,x", r"column 3 of the header repeats the name 'x' of column 2"),
+    ],
+)
+def test_empty_repeated_or_unusable_header_names_are_refused(tmp_path, header, message):
+    path = tmp_path / "names.csv"
+    path.write_text(f"{header}\n0,1,2\n1,2,3\n")
+    with pytest.raises(ValueError, match=message):
+        read_csv(path)
+
+
+def test_names_given_in_python_are_checked():
+    X = np.zeros((2, 2))
+    with pytest.raises(ValueError, match=r"names\[1\] = 'x' repeats names\[0\]"):
+        Dataset("d", X, None, "two points", names=("x", "x"))
+    with pytest.raises(ValueError, match="must hold 2 names, one per column, got 3"):
+        Dataset("d", X, None, "two points", names=("x", "y", "z"))
+    with pytest.raises(TypeError, match="names must be a sequence of 2 strings"):
+        Dataset("d", X, None, "two points", names="xy")
+    with pytest.raises(ValueError, match=r"names\[0\] = 'Label' is the name of the labels'"):
+        Dataset("d", X, None, "two points", names=("Label", "y"))

@@ -108,6 +108,24 @@ def test_model_has_the_shared_coords_and_dims(seed_model):
     assert [rv.name for rv in seed_model.observed_RVs] == [OBSERVED]
 
 
+@pytest.mark.parametrize("prior", ["default", "gauss-wishart"])
+def test_names_label_dim_and_dim_bis_and_change_nothing_else(seed_data, prior):
+    X, _ = seed_data
+    named = build_model(X, 3, prior=prior, names=("x", "y"))
+    plain = build_model(X, 3, prior=prior)
+    assert list(named.coords["dim"]) == list(named.coords["dim_bis"]) == ["x", "y"]
+    assert list(plain.coords["dim"]) == [0, 1]
+    point = plain.initial_point()
+    logp = [model.compile_logp(mode="FAST_COMPILE")(point) for model in (named, plain)]
+    assert logp[0] == logp[1]
+
+
+@pytest.mark.parametrize("names", [("x",), ("x", "x"), ("x", "")])
+def test_names_that_are_not_one_distinct_name_per_column_are_refused(seed_data, names):
+    with pytest.raises(ValueError, match="names must be"):
+        build_model(seed_data[0], 3, names=names)
+
+
 def test_covariances_are_rebuilt_from_the_parameter_point(seed_model, seed_em):
     point = parameter_point(seed_em)
     factors = ("standard_deviations", "correlation_cholesky")
