@@ -23,7 +23,7 @@ import sys
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -116,12 +116,6 @@ class StudySettings:
         values = self.as_dict()
         del values["replicates"]
         return values
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> StudySettings:
-        """Rebuild from `as_dict` output (interval_prob is checked by the store)."""
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in names})
 
 
 def _check_count(name: str, value: Any, least: int) -> None:
@@ -253,6 +247,7 @@ def run_em_methods(
             true,
             time.perf_counter() - started,
             switched=switched,
+            converged=bool(fit.converged_),
         )
     except (ValueError, np.linalg.LinAlgError) as error:
         records["em_wald"] = failed_record(error, time.perf_counter() - started)

@@ -249,8 +249,11 @@ def cost_table(summary: dict[str, Any]) -> Table:
     notes = [
         "Seconds per replicate in one worker process (one BLAS thread): EM's include the fit "
         "(10 k-means++ restarts) and its intervals; the bootstrap's the fit and its "
-        "refits; NUTS's the starts and all chains. Switched: replicates whose components "
-        "(NUTS: any draw) had to be permuted to match the truth."
+        "refits; NUTS's the starts and all chains. Switched: for EM and VB, replicates whose "
+        "fitted components came in another order than the truth's and were permuted to match "
+        "(k-means++ numbers components arbitrarily, so this is common and harmless); for NUTS, "
+        "replicates where any draw had to be relabelled against EM's fit: label switching "
+        "within the run."
     ]
     compile_saving = summary.get("nuts_compile")
     if compile_saving is not None:
