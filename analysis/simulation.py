@@ -25,7 +25,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -34,6 +34,9 @@ from analysis.em_fits import N_INIT
 from analysis.settings import INTERVAL_PROB
 from em_reference import GaussianMixtureEM, MixtureParameters, sample_mixture, seed7907
 from em_reference.bootstrap import assignment, matching_costs
+
+if TYPE_CHECKING:
+    from analysis.simulation_store import StudyStore
 
 METHODS = ("em", "vb", "nuts")
 """The fits a study can run; EM gives two sets of intervals, `INTERVALS`."""
@@ -201,7 +204,9 @@ def failed_record(error: BaseException, seconds: float) -> dict[str, Any]:
     return {"status": "failed", "seconds": seconds, "error": f"{type(error).__name__}: {error}"}
 
 
-def fit_em(X: np.ndarray, truth: MixtureParameters, settings: StudySettings, replicate: int):
+def fit_em(
+    X: np.ndarray, truth: MixtureParameters, replicate: int
+) -> tuple[GaussianMixtureEM, bool]:
     """EM with k-means++ restarts seeded by the replicate, matched to the truth: fit, switched."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # an unconverged restart is counted by EM itself
@@ -232,7 +237,7 @@ def run_em_methods(
     started = time.perf_counter()
     records: dict[str, dict[str, Any]] = {}
     try:
-        fit, switched = fit_em(X, truth, settings, replicate)
+        fit, switched = fit_em(X, truth, replicate)
     except (ValueError, np.linalg.LinAlgError) as error:
         failure = failed_record(error, time.perf_counter() - started)
         return {name: failure for name in INTERVALS["em"][: 1 + (settings.bootstrap > 0)]}, None
@@ -431,7 +436,7 @@ def run_study(
 
 def _compute(
     settings: StudySettings,
-    store: Any,
+    store: StudyStore,
     missing: list[int],
     scheduler: str | None,
     workers: int | None,
