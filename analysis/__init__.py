@@ -14,6 +14,8 @@ In the order data flows through them:
 - `render` — Markdown, self-contained HTML and the headline lines;
 - `report` — the report folder written from a `Results` value;
 - `selection`, `selection_report` — choosing K by every method's criterion, and its folder;
+- `simulation`, `simulation_store`, `simulation_report` — the interval-coverage study on Dask,
+  its resumable store of one file per replicate, and its report;
 - `files` — safe writing (temporary path renamed into place, manifests);
 - `interrupts` — SIGINT/SIGTERM handling for the command;
 - `cli` — the `gmm-compare` command (also `python -m analysis`);

@@ -4,6 +4,7 @@
     gmm-compare compare seed42 --draws 500 --out reports/blobs
     gmm-compare --data points.csv --components 2
     gmm-compare report               # rebuild reports/seed7907/ from its saved results
+    gmm-compare simulate --replicates 100 --workers 2   # interval coverage, on Dask
 
 Bad input (a missing or malformed file, K < 1, too few points, an output folder that cannot be
 written or is not one of our reports) gives one line on stderr and exit status 2, before any
@@ -51,7 +52,8 @@ from analysis.settings import (
 PROG = "gmm-compare"
 DEFAULT_DATASET = "seed7907"
 REPORTS = Path("reports")
-SUBCOMMANDS = ("data", "em", "sample", "report", "compare", "select")
+SUBCOMMANDS = ("data", "em", "sample", "report", "compare", "select", "simulate")
+SIMULATE_FOLDER = REPORTS / "seed7907-simulate"
 MAX_SEED = 2**32 - 1
 STDOUT = Path("-")
 
@@ -306,7 +308,59 @@ def build_parser() -> Parser:
         else:
             _add_output_options(command, out_help)
         command.set_defaults(handler=HANDLERS[name])
+    _add_simulate_parser(sub)
     return parser
+
+
+def _add_simulate_parser(sub: Any) -> None:
+    """`simulate`: the coverage study's sizes, methods, Dask cluster and output."""
+    from analysis import simulation as sim
+
+    text = (
+        "simulation study: replicate data sets from seed-7907's true mixture, each fitted by "
+        "EM (Wald and bootstrap intervals), VB and NUTS on Dask; coverage, width, bias and RMSE "
+        "of every parameter's interval; resumes where an earlier run stopped"
+    )
+    command = sub.add_parser("simulate", help=text, description=text)
+    command.add_argument(
+        "--replicates", "-r", type=_positive, default=100, help="replicates R (default 100)"
+    )
+    command.add_argument(
+        "--points", "-n", type=_positive, default=500, help="points per replicate (default 500)"
+    )
+    command.add_argument(
+        "--methods",
+        type=_methods,
+        default=sim.METHODS,
+        help=f"which methods, comma-separated (default {','.join(sim.METHODS)})",
+    )
+    for name, default, help_text in (
+        ("--draws", sim.STUDY_DRAWS, "NUTS draws kept per chain, per replicate"),
+        ("--tune", sim.STUDY_TUNE, "NUTS tuning draws per chain, per replicate"),
+        ("--chains", sim.STUDY_CHAINS, "NUTS chains per replicate"),
+    ):
+        command.add_argument(
+            name, type=_positive, default=default, help=f"{help_text} (default {default})"
+        )
+    command.add_argument(
+        "--bootstrap",
+        metavar="N",
+        type=_count,
+        default=sim.STUDY_BOOTSTRAP,
+        help=f"EM bootstrap replicates per replicate, 0 for none (default {sim.STUDY_BOOTSTRAP})",
+    )
+    command.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="an existing Dask scheduler, e.g. tcp://10.0.0.5:8786 (default: a local cluster)",
+    )
+    command.add_argument(
+        "--workers",
+        type=_positive,
+        help="worker processes of the local cluster (default: one per core)",
+    )
+    _add_output_options(command, f"study folder (default {SIMULATE_FOLDER})")
+    command.set_defaults(handler=command_simulate, dataset=None, data=None)
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -580,6 +634,51 @@ def command_select(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_simulate(args: argparse.Namespace) -> int:
+    """Run the missing replicates of the study on Dask, then write its report from the store."""
+    from analysis.simulation import StudySettings, print_progress, run_study
+    from analysis.simulation_report import headline as study_headline
+    from analysis.simulation_report import json_document, write_study_report
+    from analysis.simulation_store import open_store
+
+    if args.scheduler is not None and args.workers is not None:
+        raise UsageError("give --workers for a local cluster or --scheduler ADDRESS, not both")
+    settings = StudySettings(
+        replicates=args.replicates,
+        n_points=args.points,
+        methods=args.methods,
+        draws=args.draws,
+        tune=args.tune,
+        chains=args.chains,
+        bootstrap=args.bootstrap,
+    )
+    target = args.out if args.out is not None else SIMULATE_FOLDER
+    quiet_libraries(args)
+    try:
+        run = run_study(
+            settings,
+            target,
+            scheduler=args.scheduler,
+            workers=args.workers,
+            progress=print_progress(args.quiet or args.json),
+        )
+        check_not_interrupted()
+    except (Interrupted, KeyboardInterrupt) as stop:
+        stop.detail = (  # type: ignore[union-attr]
+            f"the replicates finished so far are kept in {target}/; run the same command "
+            "again to compute only the missing ones"
+        )
+        raise
+    summary = write_study_report(open_store(target, settings), run)
+    if args.json:
+        print(dumps(json_document(summary)), end="")
+    elif args.quiet:
+        print(target / "index.html")
+    else:
+        print("\n".join([*study_headline(summary), f"report: {target / 'index.html'}"]))
+    return 0
+
+
 HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "select": command_select,
     "data": command_data,
@@ -621,11 +720,8 @@ def main(argv: list[str] | None = None) -> int:
             return failed(stop)
         stop_children()
         signum = RECEIVED[0] if RECEIVED else getattr(stop, "signum", signal.SIGINT)
-        print(
-            f"{PROG}: interrupted ({signal.Signals(signum).name}); nothing was written, "
-            "earlier outputs are unchanged",
-            file=sys.stderr,
-        )
+        detail = getattr(stop, "detail", "nothing was written, earlier outputs are unchanged")
+        print(f"{PROG}: interrupted ({signal.Signals(signum).name}); {detail}", file=sys.stderr)
         return 128 + int(signum)
 
 

@@ -2,7 +2,8 @@
 
 Sections: em (EM vs scikit-learn), vb (VB against EM and scikit-learn), nuts (ESS per second
 per formulation and sampler), e2e (`gmm-compare` cold and warm), scaling (cost against n),
-bootstrap (EM's bootstrap time and standard errors on seed-7907). `--quick` shrinks every size
+bootstrap (EM's bootstrap time and standard errors on seed-7907), simulate (the simulation
+study's replicates per minute on 1 and 2 Dask workers). `--quick` shrinks every size
 for a check that the machinery works; its numbers are not the committed results.
 """
 
@@ -27,11 +28,12 @@ from benchmarks import (
     nuts,
     report,
     scaling,
+    simulation,
     uncertainty,
     variational,
 )
 
-SECTIONS = ("em", "vb", "nuts", "e2e", "scaling", "bootstrap")
+SECTIONS = ("em", "vb", "nuts", "e2e", "scaling", "bootstrap", "simulate")
 HERE = Path(__file__).resolve().parent
 # Other NUTS implementations run in a throwaway overlay environment (uv run --with), so that
 # installing them never changes the project's environment (with nutpie installed, pm.sample's
@@ -172,6 +174,7 @@ SECTION_KEYS = {
     "e2e": ("end_to_end",),
     "scaling": ("scaling", "scaling_plot"),
     "bootstrap": ("bootstrap",),
+    "simulate": ("simulate",),
 }
 
 
@@ -234,6 +237,9 @@ def main(argv: list[str] | None = None) -> int:
     if "bootstrap" in sections:
         print("bootstrap: seed-7907, n_jobs 1 and 2", flush=True)
         results["bootstrap"] = uncertainty.run(*((50, 1) if args.quick else (999, 3)))
+        save(results, args.out, started)
+    if "simulate" in sections:
+        results["simulate"] = simulation.run(args.quick)
         save(results, args.out, started)
     if "e2e" in sections:
         print("end to end: gmm-compare cold, then warm", flush=True)

@@ -288,8 +288,43 @@ def bootstrap_section(result: dict[str, Any] | None) -> list[str]:
     return [*lines, ""]
 
 
+def simulate_section(result: dict[str, Any] | None) -> list[str]:
+    """The simulation study's replicates per minute on 1 and 2 Dask workers, and the speedup."""
+    if not result:
+        return []
+    s = result["settings"]
+    verdict = "goal met" if result["goal_met"] else "goal missed"
+    lines = [
+        "## Simulation study on Dask: replicates per minute",
+        "",
+        f"`gmm-compare simulate` replicates (n = {s['n_points']}, methods "
+        f"{', '.join(s['methods'])}; NUTS {s['chains']} x {s['draws']} after {s['tune']}; "
+        f"bootstrap {s['bootstrap']}) on a LocalCluster of single-threaded worker processes, "
+        "each worker warmed by one replicate (its NUTS compile) before the timed study. "
+        f"Speedup of 2 workers over 1: x{result['speedup']:.2f} (goal "
+        f"x{result['goal_speedup']:g}: {verdict}).",
+        "",
+        "| workers | replicates | wall s | replicates/min | s per replicate by method "
+        "(median) | NUTS first replicate s (compile s) | load before / after |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in result["rows"]:
+        methods = ", ".join(f"{name} {sec:.1f}" for name, sec in row["method_seconds"].items())
+        first = (
+            "-"
+            if row["nuts_first_seconds"] is None
+            else f"{row['nuts_first_seconds']:.1f} ({row['nuts_compile_seconds']:.1f})"
+        )
+        lines.append(
+            f"| {row['workers']} | {row['replicates']} | {row['wall_seconds']:.0f} | "
+            f"{row['replicates_per_minute']:.2f} | {methods} | {first} | "
+            f"{row['load_average_before']:.1f} / {row['load_average_after']:.1f} |"
+        )
+    return [*lines, ""]
+
+
 def write_markdown(results: dict[str, Any], path: Path) -> Path:
-    """results.md: machine, EM table, NUTS table, end to end, scaling, bootstrap, notes."""
+    """results.md: machine, EM, NUTS, end to end, scaling, bootstrap, simulation study, notes."""
     lines = [
         "# Benchmarks",
         "",
@@ -304,6 +339,7 @@ def write_markdown(results: dict[str, Any], path: Path) -> Path:
         *end_to_end_section(results.get("end_to_end")),
         *scaling_section(results.get("scaling", []), results.get("scaling_plot")),
         *bootstrap_section(results.get("bootstrap")),
+        *simulate_section(results.get("simulate")),
     ]
     notes = results.get("notes", [])
     if notes:

@@ -50,6 +50,12 @@ BARTLETT_NORMALS = "wishart_normals"
 PRIOR_SCALE_CHOLESKY = "prior_scale_cholesky"
 """Names of the Gauss-Wishart model's free Bartlett variables and of its W_0 factor (data)."""
 
+SHARED_DATA = "X_data"
+PRIOR_CENTRE = "prior_centre"
+PRIOR_SPREAD = "prior_spread"
+"""Names of the data variables of a `build_model(..., shared_data=True)` model: the points
+(point, dim), and the data's column means and standard deviations (dim) that scale the priors."""
+
 
 class CholeskyCorr(CholeskyCorrTransform):
     """PyMC's transform for Cholesky factors of correlation matrices, renamed "choleskycorr".
@@ -81,6 +87,7 @@ def build_model(
     degrees_of_freedom_prior: float | None = None,
     covariance_prior: Any = None,
     names: Sequence[str] | None = None,
+    shared_data: bool = False,
 ) -> pm.Model:
     """The K-component full-covariance Gaussian mixture for data X (n, D), as a `pm.Model`.
 
@@ -103,7 +110,14 @@ def build_model(
     `prior="gauss-wishart"` builds instead the model VB approximates, under the priors named as
     in `em_reference.variational.VariationalGaussianMixture` (same defaults): see
     `build_gauss_wishart_model`.
+
+    `shared_data=True` holds X and the column means and sds that scale the priors as `pm.Data`
+    (`SHARED_DATA`, `PRIOR_CENTRE`, `PRIOR_SPREAD`), so that a model compiled once takes any
+    other data set of the same shape by `pm.set_data` (`shared_data_values`): same log density,
+    no recompile (default prior only).
     """
+    if shared_data and prior != "default":
+        raise ValueError(f"shared_data=True applies to the default prior only, got {prior!r}")
     gauss_wishart = {
         "weight_concentration_prior": weight_concentration_prior,
         "mean_precision_prior": mean_precision_prior,
@@ -121,19 +135,32 @@ def build_model(
         check_positive(name, value)
     coords = model_coords(n_points, n_features, n_components, names)
     with pm.Model(coords=coords) as model:
+        observed: Any = X
+        centre: Any = X.mean(axis=0)
+        if shared_data:
+            values = shared_data_values(X)
+            observed = pm.Data(SHARED_DATA, values[SHARED_DATA], dims=("point", "dim"))
+            centre = pm.Data(PRIOR_CENTRE, values[PRIOR_CENTRE], dims="dim")
+            spread = pm.Data(PRIOR_SPREAD, values[PRIOR_SPREAD], dims="dim")
         weights = pm.Dirichlet("weights", a=np.ones(n_components), dims="component")
         if flat:
             means, stds, corr = _flat_priors(n_components, n_features)
         else:
-            means = _prior_means(X.mean(axis=0), mean_scale * spread)
+            means = _prior_means(centre, mean_scale * spread)
             stds = _prior_standard_deviations(sd_scale * spread)
             corr = _prior_correlation_cholesky(n_components, n_features, eta)
         lower = stds[:, :, None] * corr  # L_k = diag(s_k) C_k, (K, D, D)
         pm.Deterministic(
             "covariances", lower @ pt.swapaxes(lower, -1, -2), dims=("component", "dim", "dim_bis")
         )
-        _observe(X, weights, means, precisions_cholesky_from_lower(lower))
+        _observe(observed, weights, means, precisions_cholesky_from_lower(lower), n_features)
     return model
+
+
+def shared_data_values(X: Any) -> dict[str, np.ndarray]:
+    """The values of a shared-data model's data variables for data X (n, D), for `pm.set_data`."""
+    X = check_data(X)
+    return {SHARED_DATA: X, PRIOR_CENTRE: X.mean(axis=0), PRIOR_SPREAD: data_spread(X)}
 
 
 def model_coords(
@@ -250,9 +277,12 @@ def precisions_cholesky_from_lower(lower: Any) -> Any:
     return pt.swapaxes(inverse_lower, -1, -2)
 
 
-def _observe(X: np.ndarray, weights: Any, means: Any, precisions_chol: Any) -> Any:
-    """The observed X (point, dim) with the marginal mixture density, one logp term per point."""
-    core = {"n_components": int(weights.type.shape[0]), "n_features": X.shape[1]}
+def _observe(X: Any, weights: Any, means: Any, precisions_chol: Any, n_features: int) -> Any:
+    """The observed X (point, dim) with the marginal mixture density, one logp term per point.
+
+    X is an array or a `pm.Data` variable of D = n_features columns.
+    """
+    core = {"n_components": int(weights.type.shape[0]), "n_features": n_features}
     return pm.CustomDist(
         OBSERVED,
         weights,
@@ -361,8 +391,9 @@ def log_likelihood_at(model: pm.Model, parameters: Any, mode: str = "FAST_COMPIL
 
 
 def observed_data(model: pm.Model) -> np.ndarray:
-    """The data X (n, D) the model was built on."""
-    return np.asarray(model.rvs_to_values[model[OBSERVED]].data)
+    """The data X (n, D) the model holds (a shared-data model: the data set last swapped in)."""
+    value = model.rvs_to_values[model[OBSERVED]]
+    return np.asarray(value.get_value() if hasattr(value, "get_value") else value.data)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -441,7 +472,7 @@ def build_gauss_wishart_model(
             cov=covariances / prior.mean_precision,
             dims=("component", "dim"),
         )
-        _observe(X, weights, means, factors)
+        _observe(X, weights, means, factors, n_features)
     return model
 
 

@@ -77,10 +77,32 @@ def nuts_step(
     `DictToArrayBijection`, `quadpotential`) so that the function compiled for the Laplace starts
     is the one NUTS uses; tests/test_nuts_setup.py checks it against `init_nuts` itself.
     """
+    logp_dlogp = compile_logp_dlogp(model, compile_kwargs)
+    centre = DictToArrayBijection.map(value_point(model, reference))
+    return nuts_step_at(model, logp_dlogp, centre, chain_seeds, mass_matrix, target_accept)
+
+
+def compile_logp_dlogp(model: pm.Model, compile_kwargs: dict[str, Any]) -> Any:
+    """The model's compiled log density and gradient of the raveled value variables (p,)."""
     logp_dlogp = model.logp_dlogp_function(ravel_inputs=True, **compile_kwargs)
     logp_dlogp.trust_input = True
     logp_dlogp.set_extra_values({})
-    centre = DictToArrayBijection.map(value_point(model, reference))
+    return logp_dlogp
+
+
+def nuts_step_at(
+    model: pm.Model,
+    logp_dlogp: Any,
+    centre: RaveledVars,
+    chain_seeds: Sequence[int],
+    mass_matrix: str,
+    target_accept: float,
+) -> tuple[list[dict[str, np.ndarray]], pm.NUTS]:
+    """`nuts_step` from an already compiled logp_dlogp and the raveled reference point centre.
+
+    Nothing is compiled here, so a model whose data are swapped in (`pm.set_data`) reuses one
+    compiled function for every data set.
+    """
     spread = None
     if centre.data.size <= DENSE_MAX_SIZE:
         spread = laplace_cholesky(lambda x: logp_dlogp(x)[1], centre.data)

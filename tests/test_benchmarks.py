@@ -129,3 +129,28 @@ def test_the_vb_section_times_vb_em_and_scikit_learn_on_the_same_iterations(tmp_
     assert seed["n_iter"]["ours, seed start"] == seed["n_iter"]["sklearn, seed start"]
     assert set(results["vb"]["large"]["seconds_per_iteration"]) == {"vb", "em", "sklearn_vb"}
     assert "## VB: a seed-7907 fit" in (tmp_path / "results.md").read_text()
+
+
+def test_the_simulation_section_reports_the_speedup_against_its_goal():
+    row = {
+        "workers": 1,
+        "replicates": 8,
+        "wall_seconds": 80.0,
+        "replicates_per_minute": 6.0,
+        "method_seconds": {"nuts": 5.0},
+        "nuts_first_seconds": 25.0,
+        "nuts_compile_seconds": 18.0,
+        "load_average_before": 2.0,
+        "load_average_after": 2.5,
+    }
+    result = {
+        "settings": {"n_points": 500, "methods": ["nuts"], "chains": 2, "draws": 500, "tune": 500}
+        | {"bootstrap": 200},
+        "rows": [row, row | {"workers": 2, "replicates_per_minute": 9.0}],
+        "speedup": 1.5,
+        "goal_speedup": 1.7,
+        "goal_met": False,
+    }
+    lines = report.simulate_section(result)
+    assert any("x1.50 (goal x1.7: goal missed)" in line for line in lines)
+    assert any(line.startswith("| 2 | 8 | 80 | 9.00 | nuts 5.0 | 25.0 (18.0)") for line in lines)

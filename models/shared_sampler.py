@@ -1,0 +1,180 @@
+"""NUTS for many data sets of one shape: the model is compiled once and the data swapped in.
+
+A simulation study samples the same mixture model on hundreds of replicate data sets of one size.
+`SharedDataSampler` builds `build_model(X, K, shared_data=True)` once, compiles its log density
+and gradient, the map from mixture parameters to NUTS's unconstrained point and the map from a
+draw to weights, means and covariances, then for each data set only calls `pm.set_data` and
+samples. `cached_sampler` keeps one per (n, D, K) in the process (a Dask worker reuses it for
+every replicate it runs). Chains run one after another in this process (a Dask worker may not
+fork), by the loop `pm.sample` runs for one chain: `setup_chain`, tuning, `stop_tuning`, draws.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pymc as pm
+import pytensor
+from pymc.blocking import DictToArrayBijection
+from pymc.pytensorf import resolve_backend_compile_kwargs
+
+from em_reference import MixtureParameters
+from em_reference.validation import check_integer
+from models.labels import component_orders
+from models.mixture import build_model, check_compatible, parameter_point, shared_data_values
+from models.nuts_setup import choose_mass_matrix, compile_logp_dlogp, nuts_step_at
+from models.sampling import BACKEND
+
+RECORDED = ("weights", "means", "covariances")
+"""The quantities kept from every draw."""
+
+
+@dataclass(frozen=True)
+class NutsDraws:
+    """Draws pooled over chains, in the reference's component order, and how the run went.
+
+    weights (S, K), means (S, K, D), covariances (S, K, D, D), S = chains x draws;
+    relabelled_draws: draws permuted to match the reference (0: no label switching);
+    divergences: divergent transitions after tuning; sampling_seconds: tuning and drawing.
+    """
+
+    weights: np.ndarray
+    means: np.ndarray
+    covariances: np.ndarray
+    relabelled_draws: int
+    divergences: int
+    sampling_seconds: float
+
+
+class SharedDataSampler:
+    """The default mixture model for data of shape (n, D) at K, compiled once for all data sets."""
+
+    def __init__(self, X: np.ndarray, n_components: int, backend: str | None = BACKEND) -> None:
+        started = time.perf_counter()
+        self.model = build_model(X, n_components, shared_data=True)
+        self.shape = (X.shape[0], X.shape[1], n_components)
+        self.mass_matrix = choose_mass_matrix(self.model, None)
+        self.logp_dlogp = compile_logp_dlogp(
+            self.model, resolve_backend_compile_kwargs(backend, None)
+        )
+        self._to_values = _value_point_function(self.model)
+        self._record = _record_function(self.model)
+        self.compile_seconds = time.perf_counter() - started
+
+    def value_point(self, parameters: Any) -> dict[str, np.ndarray]:
+        """NUTS's value variables (unconstrained, by name) at mixture parameters."""
+        params = MixtureParameters.from_any(parameters)
+        check_compatible(self.model, params)
+
+        point = parameter_point(params)
+        names = [rv.name for rv in self.model.free_RVs]
+        values = self._to_values(*[point[name] for name in names])
+        return {
+            self.model.rvs_to_values[rv].name: value
+            for rv, value in zip(self.model.free_RVs, values, strict=True)
+        }
+
+    def sample(
+        self,
+        X: np.ndarray,
+        reference: Any,
+        draws: int,
+        tune: int,
+        chains: int,
+        random_seed: int,
+        target_accept: float = 0.8,
+    ) -> NutsDraws:
+        """NUTS on data X (n, D) from the reference estimate (which also fixes the labelling).
+
+        Chains start as `models.sampling.sample_posterior` starts them (Laplace draws around the
+        reference, one seed each from random_seed), so the same random_seed gives the same draws.
+        """
+        draws = check_integer("draws", draws, 1)
+        tune = check_integer("tune", tune, 0)
+        chains = check_integer("chains", chains, 1)
+        X = np.asarray(X, dtype=np.float64)
+        if X.shape[:2] != self.shape[:2]:
+            raise ValueError(f"X must have shape {self.shape[:2]} for this sampler, got {X.shape}")
+        reference = MixtureParameters.from_any(reference)
+        pm.set_data(shared_data_values(X), model=self.model)
+        chain_rngs = np.random.default_rng(random_seed).spawn(chains)
+        chain_seeds = [int(rng.integers(2**30)) for rng in chain_rngs]
+        centre = DictToArrayBijection.map(self.value_point(reference))
+        starts, step = nuts_step_at(
+            self.model, self.logp_dlogp, centre, chain_seeds, self.mass_matrix, target_accept
+        )
+        started = time.perf_counter()
+        recorded: list[list[np.ndarray]] = [[] for _ in RECORDED]
+        divergences = 0
+        for start, rng in zip(starts, chain_rngs, strict=True):
+            divergences += self._chain(step, start, rng, tune, draws, recorded)
+        seconds = time.perf_counter() - started
+        weights, means, covariances = (np.stack(values) for values in recorded)
+        orders = component_orders(means, reference)  # (S, K)
+        relabelled = int(np.sum(np.any(orders != np.arange(orders.shape[1]), axis=1)))
+        weights = np.take_along_axis(weights, orders, axis=1)
+        means = np.take_along_axis(means, orders[:, :, None], axis=1)
+        covariances = np.take_along_axis(covariances, orders[:, :, None, None], axis=1)
+        return NutsDraws(weights, means, covariances, relabelled, divergences, seconds)
+
+    def _chain(
+        self,
+        step: pm.NUTS,
+        start: dict[str, np.ndarray],
+        rng: np.random.Generator,
+        tune: int,
+        draws: int,
+        recorded: list[list[np.ndarray]],
+    ) -> int:
+        """One chain (PyMC's `_iter_sample` loop); appends its kept draws, returns divergences."""
+        step.setup_chain(rng, tune, draws)
+        step.tune = bool(tune)
+        step.reset_tuning()
+        step.iter_count = 0
+        names = [value.name for value in self.model.value_vars]
+        point, divergences = start, 0
+        for i in range(tune + draws):
+            if i == tune:
+                step.stop_tuning()
+            point, stats = step.step(point)
+            if i >= tune:
+                divergences += int(stats[0]["diverging"])
+                for values, value in zip(
+                    recorded, self._record(*[point[name] for name in names]), strict=True
+                ):
+                    values.append(value)
+        return divergences
+
+
+def _value_point_function(model: pm.Model) -> Any:
+    """A compiled map from the free variables (untransformed, in `free_RVs` order) to values."""
+    inputs, outputs = [], []
+    for rv in model.free_RVs:
+        given = rv.type()
+        transform = model.rvs_to_transforms.get(rv)
+        inputs.append(given)
+        outputs.append(given if transform is None else transform.forward(given, *rv.owner.inputs))
+    return pytensor.function(inputs, outputs, on_unused_input="ignore")
+
+
+def _record_function(model: pm.Model) -> Any:
+    """A compiled map from the value variables (in `value_vars` order) to `RECORDED`."""
+    outputs = model.replace_rvs_by_values([model[name] for name in RECORDED])
+    return pytensor.function(model.value_vars, outputs, on_unused_input="ignore")
+
+
+_SAMPLERS: dict[tuple[int, int, int], SharedDataSampler] = {}
+"""This process's samplers by (n, D, K)."""
+
+
+def cached_sampler(X: np.ndarray, n_components: int) -> tuple[SharedDataSampler, bool]:
+    """The process's sampler for data of X's shape at K, and whether it was built just now."""
+    key = (int(X.shape[0]), int(X.shape[1]), int(n_components))
+    if key in _SAMPLERS:
+        return _SAMPLERS[key], False
+    sampler = SharedDataSampler(X, n_components)
+    _SAMPLERS[key] = sampler
+    return sampler, True
