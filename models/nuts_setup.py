@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from typing import Any
 
+import cloudpickle
 import numpy as np
 import pymc as pm
+import pytensor
 from pymc.blocking import DictToArrayBijection, RaveledVars
 from pymc.step_methods.hmc import quadpotential
 
@@ -44,7 +47,42 @@ HESSIAN_STEP = 1e-5
 START_TRIES = 10
 """Draws tried per chain before giving up on finding a start with finite log density."""
 
+EXACT_FLAGS = {"numba__fastmath": False}
+"""PyTensor flags for every function NUTS runs, so that the same seed gives the same draws.
+
+With Numba's fastmath flags (PyTensor's default) LLVM may reassociate sums and fuse
+multiply-adds differently when it compiles a function together with freshly compiled callees
+than when it links callees loaded from the cache: the log density of a first (compiling) run
+then differs by one ulp at about 1 % of points from a later run's, and NUTS's accept decisions
+flip now and then, so the chains part. Without fastmath both are bit-identical.
+"""
+
 Gradient = Callable[[np.ndarray], np.ndarray]
+
+
+def exact_numerics() -> AbstractContextManager:
+    """Compile PyTensor functions inside this context with `EXACT_FLAGS`."""
+    return pytensor.config.change_flags(**EXACT_FLAGS)
+
+
+class ExactNUTS(pm.NUTS):
+    """PyMC's NUTS whose pickled copies are relinked under `EXACT_FLAGS` where they are loaded.
+
+    `pm.sample` sends each chain process a pickled step; unpickling a PyTensor function links
+    it again with that process's PyTensor flags, which would bring fastmath back.
+    """
+
+    def __reduce__(self) -> tuple[Callable[[bytes], ExactNUTS], tuple[bytes]]:
+        return _load_exact_step, (cloudpickle.dumps(self.__dict__, protocol=-1),)
+
+
+def _load_exact_step(state: bytes) -> ExactNUTS:
+    """An `ExactNUTS` from its pickled attributes, its functions linked under `EXACT_FLAGS`."""
+    with exact_numerics():
+        attributes = cloudpickle.loads(state)
+    step = object.__new__(ExactNUTS)  # BlockedStep.__new__ wants a model context
+    step.__dict__.update(attributes)
+    return step
 
 
 def choose_mass_matrix(model: pm.Model, mass_matrix: str | None) -> str:
@@ -76,6 +114,7 @@ def nuts_step(
     initvals=starts)` builds, rebuilt here from the same PyMC internals (`logp_dlogp_function`,
     `DictToArrayBijection`, `quadpotential`) so that the function compiled for the Laplace starts
     is the one NUTS uses; tests/test_nuts_setup.py checks it against `init_nuts` itself.
+    The function is compiled under `EXACT_FLAGS`, also in every chain process (`ExactNUTS`).
     """
     logp_dlogp = compile_logp_dlogp(model, compile_kwargs)
     centre = DictToArrayBijection.map(value_point(model, reference))
@@ -83,8 +122,12 @@ def nuts_step(
 
 
 def compile_logp_dlogp(model: pm.Model, compile_kwargs: dict[str, Any]) -> Any:
-    """The model's compiled log density and gradient of the raveled value variables (p,)."""
-    logp_dlogp = model.logp_dlogp_function(ravel_inputs=True, **compile_kwargs)
+    """The model's compiled log density and gradient of the raveled value variables (p,).
+
+    Compiled under `EXACT_FLAGS`.
+    """
+    with exact_numerics():
+        logp_dlogp = model.logp_dlogp_function(ravel_inputs=True, **compile_kwargs)
     logp_dlogp.trust_input = True
     logp_dlogp.set_extra_values({})
     return logp_dlogp
@@ -121,7 +164,7 @@ def nuts_step_at(
             potential = quadpotential.QuadPotentialDiagAdapt(
                 size, mean, np.ones(size), 10, rng=chain_seeds[0]
             )
-    step = pm.NUTS(
+    step = ExactNUTS(
         model=model,
         potential=potential,
         logp_dlogp_func=logp_dlogp,

@@ -21,17 +21,15 @@ from em_reference import GaussianMixtureEM, MixtureParameters
 from em_reference.validation import check_integer
 from models.labels import relabel_posterior
 from models.mixture import check_compatible, observed_data
-from models.nuts_setup import choose_mass_matrix, nuts_step
+from models.nuts_setup import choose_mass_matrix, exact_numerics, nuts_step
 from models.predictions import log_likelihood_group, predictive_group
 
 BACKEND: str | None = None
 """PyTensor backend for NUTS; None is PyTensor's default, Numba.
 
-The C backend samples far slower here (PyTensor cannot link it to a BLAS), though its draws are
-bitwise identical whether freshly compiled or cached. With Numba, runs that load the compiled
-function from the cache repeat exactly; the run that first compiles it (a new machine or cache)
-gives other draws: its log density differs from the cached function's by one ulp at about 1 % of
-points, which Numba's fastmath flags allow. The measurements are in benchmarks/README.md.
+The C backend samples far slower here (PyTensor cannot link it to a BLAS). Numba compiles
+without fastmath (`models.nuts_setup.EXACT_FLAGS`), so the run that first compiles the functions
+(a new machine or cache) gives the same draws as later runs that load them from the cache.
 """
 
 FIRST_COMPILE_NOTICE = (
@@ -103,10 +101,11 @@ def sample_posterior(
     starts, step = nuts_step(
         model, parameters, chain_seeds, mass_matrix, compile_kwargs, target_accept
     )
-    trace = SharedFunctionTrace(model=model, test_point=starts[0])
+    with exact_numerics():
+        trace = SharedFunctionTrace(model=model, test_point=starts[0])
     compile_seconds = time.perf_counter() - started
 
-    with threadpool_limits(limits=1 if cores > 1 else None, user_api="blas"):
+    with exact_numerics(), threadpool_limits(limits=1 if cores > 1 else None, user_api="blas"):
         idata = pm.sample(
             draws,
             tune=tune,

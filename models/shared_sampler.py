@@ -25,7 +25,12 @@ from em_reference import MixtureParameters
 from em_reference.validation import check_integer
 from models.labels import component_orders
 from models.mixture import build_model, check_compatible, parameter_point, shared_data_values
-from models.nuts_setup import choose_mass_matrix, compile_logp_dlogp, nuts_step_at
+from models.nuts_setup import (
+    choose_mass_matrix,
+    compile_logp_dlogp,
+    exact_numerics,
+    nuts_step_at,
+)
 from models.sampling import BACKEND
 
 RECORDED = ("weights", "means", "covariances")
@@ -60,8 +65,9 @@ class SharedDataSampler:
         self.logp_dlogp = compile_logp_dlogp(
             self.model, resolve_backend_compile_kwargs(backend, None)
         )
-        self._to_values = _value_point_function(self.model)
-        self._record = _record_function(self.model)
+        with exact_numerics():
+            self._to_values = _value_point_function(self.model)
+            self._record = _record_function(self.model)
         self.compile_seconds = time.perf_counter() - started
 
     def value_point(self, parameters: Any) -> dict[str, np.ndarray]:

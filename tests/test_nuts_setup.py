@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import cloudpickle
 import numpy as np
+import pytensor
 import pytest
 from pymc.blocking import DictToArrayBijection, RaveledVars
 
@@ -10,6 +12,7 @@ from em_reference import GaussianMixtureEM, sample_mixture, seed7907
 from models import build_model
 from models.nuts_setup import (
     START_SCALE,
+    ExactNUTS,
     chain_start,
     choose_mass_matrix,
     free_size,
@@ -155,3 +158,26 @@ def test_the_step_is_pymc_init_nuts_adapt_full_from_our_starts(seed_data, seed_e
     for name in ("target_accept", "max_treedepth", "step_size", "Emax", "adapt_step_size"):
         assert getattr(ours, name) == getattr(theirs, name), name
     assert vars(ours.step_adapt) == vars(theirs.step_adapt)
+
+
+def _fastmath(step) -> object:
+    """The fastmath option the step's compiled logp+gradient was linked with."""
+    return step._logp_dlogp_func._pytensor_function.vm.jit_fn.targetoptions["fastmath"]
+
+
+def test_the_step_and_each_chain_process_copy_compile_without_fastmath(seed_data, seed_em):
+    # pm.sample pickles the step for each chain process, where unpickling links the function
+    # again under that process's flags; fastmath there would make a first (compiling) run's
+    # draws differ from a cached run's. The copy here is loaded with fastmath on by default.
+    model = build_model(seed_data[0], n_components=3)
+    _, step = nuts_step(model, seed_em.parameters_, [1, 2], "full", {}, 0.8)
+    with pytensor.config.change_flags(numba__fastmath=True):
+        copy = cloudpickle.loads(cloudpickle.dumps(step, protocol=-1))
+    assert isinstance(copy, ExactNUTS)
+    assert _fastmath(step) is False and _fastmath(copy) is False
+    point = DictToArrayBijection.map(model.initial_point()).data
+    logp, gradient = step._logp_dlogp_func(point)
+    copy_logp, copy_gradient = copy._logp_dlogp_func(point)
+    assert logp == copy_logp
+    np.testing.assert_array_equal(gradient, copy_gradient)
+    assert pytensor.config.numba__fastmath is True  # the default is left as it was
