@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from em_reference import VariationalGaussianMixture, seed7907
+from tests.conftest import q_moments
 
 pytestmark = pytest.mark.sampling
 
@@ -20,29 +21,6 @@ MEAN_SLACK_SD = 0.25
 """VB's and NUTS's posterior means may differ by this many VB SDs, beyond Monte Carlo error."""
 MCSE_LIMIT = 4.0
 """How many Monte Carlo standard errors a difference may be (the test checks 18 entries)."""
-
-
-def q_moments(fit: VariationalGaussianMixture) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Mean and SD under q of weights (K,), means (K, D) and covariances (K, D, D).
-
-    Dirichlet(alpha) weights; mu_k's marginal is a Student t with covariance
-    W_k^-1 / (beta_k (nu_k - D - 1)); Sigma_k ~ inverse Wishart(Psi = W_k^-1, nu_k), with
-    mean Psi / (nu - D - 1) and Var(Sigma_ij) = ((nu - D + 1) Psi_ij^2 + (nu - D - 1) Psi_ii
-    Psi_jj) / ((nu - D) (nu - D - 1)^2 (nu - D - 3)).
-    """
-    alpha, beta, nu = fit.weight_concentration_, fit.mean_precision_, fit.degrees_of_freedom_
-    d = fit.means_.shape[1]
-    total = alpha.sum()
-    weights = (alpha / total, np.sqrt(alpha * (total - alpha) / (total**2 * (total + 1))))
-    psi = np.linalg.inv(fit.scale_cholesky_ @ np.swapaxes(fit.scale_cholesky_, 1, 2))
-    diagonal = np.diagonal(psi, axis1=1, axis2=2)  # (K, D)
-    means = (fit.means_, np.sqrt(diagonal / (beta * (nu - d - 1))[:, None]))
-    a = (nu - d)[:, None, None]
-    variance = ((a + 1) * psi**2 + (a - 1) * diagonal[:, :, None] * diagonal[:, None, :]) / (
-        a * (a - 1) ** 2 * (a - 3)
-    )
-    covariances = (psi / (a - 1), np.sqrt(variance))
-    return {"weights": weights, "means": means, "covariances": covariances}
 
 
 @pytest.fixture(scope="module")
