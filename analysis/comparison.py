@@ -369,7 +369,11 @@ def warnings_for(
 def _sampler_warnings(
     sampler: dict[str, Any], rows: list[dict[str, Any]], chains: int, label: str
 ) -> list[str]:
-    """One NUTS run's problems, each line starting with `label`."""
+    """One NUTS run's problems, each line starting with `label`.
+
+    `rows` are the parameter rows whose R-hat belongs to this run ([] for the run under VB's
+    priors, whose R-hats the rows do not hold).
+    """
     found = [f"{label}: {problem}" for problem in sampler["problems"]]
     if not sampler["ok"] and not sampler["problems"]:
         found.append(f"{label}: the diagnostics report a problem")
@@ -383,7 +387,7 @@ def _sampler_warnings(
         for r in rows
         if r["r_hat"] is None and r["posterior_sd"] is not None and r["posterior_sd"] > 0
     ]
-    if undefined and chains > 1 and label == "sampler":
+    if undefined and chains > 1:
         found.append(f"{label}: R-hat is undefined for {', '.join(undefined)}")
     return found
 
@@ -413,7 +417,7 @@ def compare(results: Results) -> dict[str, Any]:
     chains = 0 if idata is None else int(idata.posterior.sizes["chain"])
     found = warnings_for(em, sampler, rows, dataset, k, chains)
     if gauss_wishart is not None:
-        found += _sampler_warnings(gauss_wishart, rows, chains, "sampler (VB's priors)")
+        found += _sampler_warnings(gauss_wishart, [], chains, "sampler (VB's priors)")
     if results.vb is not None and not results.vb.converged:
         found.append("VB stopped at the iteration limit before its ELBO converged")
     return {

@@ -490,3 +490,11 @@ def test_bad_methods_are_one_line_exit_2(tmp_path, capsys, command, value, messa
     err = capsys.readouterr().err
     assert err.startswith("gmm-compare: error: ") and message in err and err.count("\n") == 1
     assert not (tmp_path / "r").exists()
+
+
+def test_sample_with_em_only_saves_em_and_says_there_is_no_sampler(tmp_path, capsys):
+    out = tmp_path / "saved"
+    argv = ["sample", "seed42", "--methods", "em", "--bootstrap", "0", "--out", str(out), "--json"]
+    assert main(argv) == 0
+    assert json.loads(capsys.readouterr().out) == {"path": str(out), "sampler": None}
+    assert {p.name for p in out.iterdir()} == {"gmm-compare-manifest.json", "em.json", "data.csv"}
