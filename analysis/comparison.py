@@ -417,7 +417,13 @@ def compare(results: Results) -> dict[str, Any]:
     chains = 0 if idata is None else int(idata.posterior.sizes["chain"])
     found = warnings_for(em, sampler, rows, dataset, k, chains)
     if gauss_wishart is not None:
-        found += _sampler_warnings(gauss_wishart, [], chains, "sampler (VB's priors)")
+        # What both runs share (a single chain's missing R-hat) is said once, for the main run.
+        shared = set(sampler["problems"]) if sampler is not None else set()
+        own = [p for p in gauss_wishart["problems"] if p not in shared]
+        ok = gauss_wishart["ok"] or (not own and bool(gauss_wishart["problems"]))
+        found += _sampler_warnings(
+            gauss_wishart | {"problems": own, "ok": ok}, [], chains, "sampler (VB's priors)"
+        )
     if results.vb is not None and not results.vb.converged:
         found.append("VB stopped at the iteration limit before its ELBO converged")
     return {

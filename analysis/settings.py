@@ -17,6 +17,7 @@ __all__ = [
     "DEFAULT_BOOTSTRAP",
     "EM_MAX_ITER",
     "EM_TOL",
+    "GAUSS_WISHART_SHARE",
     "INTERVAL_PROB",
     "METHODS",
     "REG_COVAR",

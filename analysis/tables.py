@@ -10,7 +10,13 @@ import statistics
 from dataclasses import dataclass
 from typing import Any
 
-from analysis.settings import EM_MAX_ITER, EM_TOL, VB_DRAWS, interval_percent
+from analysis.settings import (
+    EM_MAX_ITER,
+    EM_TOL,
+    GAUSS_WISHART_SHARE,
+    VB_DRAWS,
+    interval_percent,
+)
 
 DASH = "\N{EN DASH}"  # an unknown value in a table
 TIMES = "\N{MULTIPLICATION SIGN}"
@@ -234,16 +240,16 @@ def vb_ratio_table(comparison: dict[str, Any]) -> Table:
         for r in comparison["parameters"]
     ]
     notes = [
-        f"VB's priors, also NUTS's in this table: {comparison['vb']['prior_source']} (see the "
-        "VB fit table).",
+        f"VB's priors, and NUTS's in this table: {comparison['vb']['prior_source']}; the VB fit "
+        "table lists them.",
         ratio_sentence(comparison["parameters"]),
         "VB against NUTS on the same model and priors measures VB's approximation error only; "
         "the two NUTS runs side by side (default priors against VB's) show the priors' "
         "influence.",
         f"NUTS under VB's priors: {gw['chains']} chains {TIMES} {gw['draws']} draws after "
-        f"{gw['tune']} tuning steps (a share of the main run's, to keep the run short); the MC "
-        "error combines both SDs' Monte Carlo errors (ArviZ's mcse_sd for NUTS, the spread of "
-        f"the SD over {VB_DRAWS:,} independent draws for VB).",
+        f"{gw['tune']} tuning steps (1/{GAUSS_WISHART_SHARE} of the main run's, to keep the job "
+        "short); the MC error combines both SDs' Monte Carlo errors (ArviZ's mcse_sd for NUTS, "
+        f"the spread of the SD over {VB_DRAWS:,} independent draws for VB).",
     ]
     return Table("VB SD / NUTS SD under the same priors", headers, rows, notes)
 

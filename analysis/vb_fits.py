@@ -111,7 +111,7 @@ def source_priors(dataset: Dataset) -> tuple[dict[str, Any], str]:
     None for a prior means VariationalGaussianMixture's data-scaled default.
     """
     if dataset.vb_priors is not None:
-        return dict(dataset.vb_priors), f"{dataset.name}'s own priors (its source's set-up)"
+        return dict(dataset.vb_priors), f"{dataset.name}'s own priors (its source's)"
     return dict.fromkeys(PRIOR_NAMES), DATA_SCALED
 
 

@@ -233,3 +233,22 @@ def test_seed1000_is_fitted_with_its_notebooks_priors():
     assert vb.priors["degrees_of_freedom_prior"] == 2.0
     np.testing.assert_array_equal(vb.priors["covariance_prior"], np.eye(2))
     assert "seed1000" in vb.prior_source
+
+
+def test_one_chain_in_both_nuts_runs_is_said_once(vb_results, seed_data, seed_em):
+    """The missing R-hat of a single chain is one warning, not one per NUTS run."""
+    from tests.conftest import fake_posterior
+
+    X, _ = seed_data
+    settings = dataclasses.replace(SETTINGS, chains=1, draws=200)
+    one = fake_posterior(X, seed_em.parameters_, chains=1, draws=200)
+    gauss_wishart = fake_posterior(X, seed_em.parameters_, chains=1, draws=50, random_seed=2)
+    results = dataclasses.replace(
+        vb_results, settings=settings, idata=one, idata_gauss_wishart=gauss_wishart
+    )
+    warnings = compare(results)["warnings"]
+    assert [w for w in warnings if "single chain" in w] == [
+        "sampler: R-hat cannot be computed from a single chain: sample 2 or more chains to "
+        "check convergence"
+    ]
+    assert not [w for w in warnings if "diagnostics report a problem" in w]
