@@ -1,11 +1,13 @@
-"""EM against the NUTS posterior on the same Gaussian mixture: the pipeline, report and command.
+"""EM, VB and the NUTS posterior on the same Gaussian mixture: the pipeline, report and command.
 
 In the order data flows through them:
 - `datasets` — the named datasets and a user's CSV;
 - `settings` — the run's settings and the report's constants (one home each);
 - `checks` — the checks made on the data before any work;
 - `em_fits` — both EM runs, their responsibilities and labels, in one component order;
-- `pipeline` — EM then NUTS into one `Results` value (with the posterior membership);
+- `em_uncertainty` — the reference EM run's standard errors, Wald and bootstrap intervals;
+- `vb_fits` — VB from the reference EM run, its saved form and the summaries of its draws;
+- `pipeline` — EM, VB, NUTS (and NUTS under VB's priors) into one `Results` value;
 - `saved` — the saved results on disk: save, load (checked), copy;
 - `comparison` — every number the report shows, as one JSON-ready dict from ArviZ's summary;
 - `tables` — the report's tables built from that dict;

@@ -1,7 +1,8 @@
-"""The `gmm-compare` command line: EM and NUTS on the same Gaussian mixture, and the report.
+"""The `gmm-compare` command line: EM, VB and NUTS on the same Gaussian mixture, and the report.
 
     gmm-compare                      # compare on seed7907, report in reports/seed7907/
     gmm-compare compare seed42 --draws 500 --out reports/blobs
+    gmm-compare seed1000 --methods em,vb   # no sampling
     gmm-compare --data points.csv --components 2
     gmm-compare report               # rebuild reports/seed7907/ from its saved results
     gmm-compare simulate --replicates 100 --workers 2   # interval coverage, on Dask
@@ -42,6 +43,7 @@ from analysis.render import headline
 from analysis.saved import REPORT_NAMES, copy_results, em_document, load_results, save_results
 from analysis.settings import (
     DEFAULT_BOOTSTRAP,
+    METHODS,
     SELECTION_CHAINS,
     SELECTION_DRAWS,
     SELECTION_METHODS,
@@ -214,6 +216,17 @@ def _add_sampler_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_methods_option(parser: argparse.ArgumentParser) -> None:
+    """--methods: which of EM, VB and NUTS a comparison runs."""
+    parser.add_argument(
+        "--methods",
+        type=_methods,
+        default=METHODS,
+        help=f"which methods, comma-separated, em always among them (default {','.join(METHODS)}); "
+        "with vb and nuts, NUTS also samples the model under VB's priors",
+    )
+
+
 def _add_bootstrap_option(parser: argparse.ArgumentParser) -> None:
     """--bootstrap N: EM's nonparametric bootstrap replicates."""
     parser.add_argument(
@@ -247,8 +260,8 @@ def build_parser() -> Parser:
     """The parser with its five subcommands."""
     parser = Parser(
         prog=PROG,
-        description="Fit the same Gaussian mixture by EM (maximum likelihood) and by NUTS "
-        "(Bayesian posterior, PyMC) and compare them. Without a subcommand, runs "
+        description="Fit the same Gaussian mixture by EM (maximum likelihood), by variational "
+        "Bayes and by NUTS (Bayesian posterior, PyMC) and compare them. Without a subcommand, runs "
         "'compare' on seed7907.",
         epilog="Run 'gmm-compare SUBCOMMAND --help' for the options of each subcommand.",
     )
@@ -266,8 +279,8 @@ def build_parser() -> Parser:
             False,
         ),
         "sample": (
-            "fit EM, then sample the Bayesian mixture with NUTS; save posterior.nc, "
-            "em.json and data.csv into the folder",
+            "fit EM and VB, then sample the Bayesian mixture with NUTS; save the results "
+            "(em.json, data.csv, vb.json, posterior.nc, ...) into the folder",
             FOLDER_HELP,
             True,
         ),
@@ -277,7 +290,7 @@ def build_parser() -> Parser:
             False,
         ),
         "compare": (
-            "everything (the default): EM, NUTS, comparison tables, figures, "
+            "everything (the default): EM, VB, NUTS, comparison tables, figures, "
             "summary.md and a self-contained index.html",
             FOLDER_HELP,
             True,
@@ -295,6 +308,7 @@ def build_parser() -> Parser:
         if name == "select":
             _add_select_options(command)
         if samples:
+            _add_methods_option(command)
             _add_sampler_options(command)
         if samples or name == "em":
             _add_bootstrap_option(command)
@@ -400,6 +414,7 @@ def settings_for(args: argparse.Namespace, dataset: Dataset) -> RunSettings:
         tune=getattr(args, "tune", 0),
         chains=getattr(args, "chains", 0),
         bootstrap=getattr(args, "bootstrap", 0),
+        methods=getattr(args, "methods", ("em",)),
     )
 
 
@@ -540,6 +555,14 @@ def command_sample(args: argparse.Namespace) -> int:
     dataset, settings, target = prepared(args)
     with report_folder(target) as staging:
         results = sample_into(args, dataset, settings, staging)
+    if results.idata is None:
+        if args.json:
+            print(dumps({"path": str(target), "sampler": None}), end="")
+        elif args.quiet:
+            print(target)
+        else:
+            say(args, f"results saved in {target}/")
+        return 0
     from analysis.comparison import sampler_summary  # ArviZ: only when there is a posterior
 
     sampler = sampler_summary(results.idata)

@@ -1,10 +1,12 @@
-"""The comparison of EM and the NUTS posterior: every number the report shows, as plain values.
+"""The comparison of EM, VB and the NUTS posterior: every number the report shows, as plain values.
 
 `compare` returns one JSON-ready dict (written as comparison.json): the point-estimate table
-(with EM's standard errors, Wald and bootstrap intervals, and EM SE / posterior SD), clustering
-accuracy with confusion matrices, uncertain points, EM convergence and sampler diagnostics, and
-the warnings the report shows. A number that does not exist (a true value for a user's CSV, a
-bootstrap that was turned off) is None; a NaN anywhere else is an error, never a silent entry.
+(with EM's standard errors, Wald and bootstrap intervals, and EM SE / posterior SD; VB's mean,
+SD and interval, and VB SD / SD of NUTS under VB's priors with its Monte Carlo error),
+clustering accuracy with confusion matrices, uncertain points, EM and VB convergence, the
+diagnostics of both NUTS runs, and the warnings the report shows. A number that does not exist
+(a true value for a user's CSV, a bootstrap that was turned off, a method that was not run) is
+None; a NaN anywhere else is an error, never a silent entry.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from analysis.datasets import Dataset
 from analysis.em_fits import EMFits, confusion_matrix
 from analysis.em_uncertainty import EMUncertainty
 from analysis.pipeline import Results
-from analysis.settings import INTERVAL_PROB, UNCERTAIN_BELOW
+from analysis.settings import INTERVAL_PROB, UNCERTAIN_BELOW, gauss_wishart_sizes
+from analysis.vb_fits import VBFit, draw_summary
 
 PARAMETERS = ("weights", "means", "covariances")
 
@@ -63,6 +66,7 @@ SUMMARY_STATISTICS = {
     "r_hat": "r_hat",
     "ess_bulk": "ess_bulk",
     "ess_tail": "ess_tail",
+    "mcse_sd": "mcse_sd",
 }
 """The statistics the report takes from ArviZ's summary: ours -> ArviZ's name."""
 
@@ -136,19 +140,84 @@ def uncertainty_columns(
     }
 
 
+Summary = dict[str, dict[str, np.ndarray]]
+"""name -> statistic -> array (K,) ...: `posterior_summary` or `vb_fits.draw_summary` output."""
+
+
+def _entry(summary: Summary | None, name: str, index: tuple[int, ...]) -> dict[str, Any]:
+    """One parameter's statistics from a summary, as floats (NaN kept); {} when none."""
+    if summary is None:
+        return {}
+    return {stat: float(values[index]) for stat, values in summary[name].items()}
+
+
+def posterior_columns(post: dict[str, Any], reference: float, true: float | None) -> dict:
+    """The NUTS posterior's columns of one row (default priors); None when NUTS was not run."""
+    if not post:
+        names = ("posterior_mean", "posterior_sd", "interval_low", "interval_high", "em_inside")
+        return dict.fromkeys((*names, "true_inside", "r_hat", "ess_bulk", "ess_tail"))
+    return {
+        "posterior_mean": post["mean"],
+        "posterior_sd": post["sd"],
+        "interval_low": post["low"],
+        "interval_high": post["high"],
+        "em_inside": bool(post["low"] <= reference <= post["high"]),
+        "true_inside": None if true is None else bool(post["low"] <= true <= post["high"]),
+        # None for a parameter whose draws are constant, e.g. the weight of K = 1.
+        "r_hat": _plain(post["r_hat"]),
+        "ess_bulk": _plain(post["ess_bulk"]),
+        "ess_tail": _plain(post["ess_tail"]),
+    }
+
+
+def vb_columns(vb: dict[str, Any], gw: dict[str, Any]) -> dict[str, float | None]:
+    """VB's mean, SD and interval, NUTS's mean and SD under VB's priors, and VB SD / that SD.
+
+    The ratio's Monte Carlo error combines both SDs' relative errors (NUTS's from ArviZ's
+    mcse_sd, VB's from its independent draws): r sqrt((e_nuts / s_nuts)^2 + (e_vb / s_vb)^2).
+    None where a method was not run.
+    """
+    columns: dict[str, float | None] = {
+        "vb_mean": vb.get("mean"),
+        "vb_sd": vb.get("sd"),
+        "vb_low": vb.get("low"),
+        "vb_high": vb.get("high"),
+        "gauss_wishart_mean": gw.get("mean"),
+        "gauss_wishart_sd": gw.get("sd"),
+        "gauss_wishart_mcse_sd": _plain(gw["mcse_sd"]) if gw else None,
+        "vb_sd_ratio": None,
+        "vb_sd_ratio_mcse": None,
+    }
+    if vb and gw and gw["sd"] > 0 and vb["sd"] > 0:
+        ratio = vb["sd"] / gw["sd"]
+        relative = np.hypot(gw["mcse_sd"] / gw["sd"], vb["mcse_sd"] / vb["sd"])
+        columns["vb_sd_ratio"] = ratio
+        columns["vb_sd_ratio_mcse"] = _plain(ratio * relative)
+    return columns
+
+
 def parameter_rows(
-    dataset: Dataset, fits: EMFits, summary: Any, uncertainty: EMUncertainty
+    dataset: Dataset,
+    fits: EMFits,
+    summary: Any,
+    uncertainty: EMUncertainty,
+    vb_summary: Summary | None = None,
+    gauss_wishart_summary: Any = None,
 ) -> list[dict[str, Any]]:
-    """One row per scalar parameter: truth, published, EM runs and uncertainty, the posterior."""
+    """One row per scalar parameter: truth, published, EM runs and uncertainty, NUTS, VB.
+
+    `summary` and `gauss_wishart_summary` are ArviZ summaries of the two NUTS runs, `vb_summary`
+    VB's `draw_summary`; each None when its method was not run.
+    """
     k = fits.reference_run.parameters.n_components
     known = known_parameters(dataset, k)
-    summary = posterior_summary(summary)
+    post_summary = None if summary is None else posterior_summary(summary)
+    gw_summary = None if gauss_wishart_summary is None else posterior_summary(gauss_wishart_summary)
     rows = []
     for name, index in entries(k, dataset.n_features):
-        post = {stat: float(values[index]) for stat, values in summary[name].items()}
+        post = _entry(post_summary, name, index)
         em = {run: _value(result.parameters, name, index) for run, result in fits.runs.items()}
         true = _value(known["true"], name, index)
-        reference = em[fits.reference]
         rows.append(
             {
                 "parameter": label(name, index, dataset.dim_coords),
@@ -157,17 +226,9 @@ def parameter_rows(
                 "true": true,
                 "published": _value(known["published"], name, index),
                 "em": em,
-                "posterior_mean": post["mean"],
-                "posterior_sd": post["sd"],
-                "interval_low": post["low"],
-                "interval_high": post["high"],
-                "em_inside": bool(post["low"] <= reference <= post["high"]),
-                "true_inside": None if true is None else bool(post["low"] <= true <= post["high"]),
-                # None for a parameter whose draws are constant, e.g. the weight of K = 1.
-                "r_hat": _plain(post["r_hat"]),
-                "ess_bulk": _plain(post["ess_bulk"]),
-                "ess_tail": _plain(post["ess_tail"]),
-                **uncertainty_columns(uncertainty, name, index, post["sd"]),
+                **posterior_columns(post, em[fits.reference], true),
+                **uncertainty_columns(uncertainty, name, index, post.get("sd", 0.0)),
+                **vb_columns(_entry(vb_summary, name, index), _entry(gw_summary, name, index)),
             }
         )
     return rows
@@ -197,16 +258,19 @@ def clustering(
     }
 
 
-def accuracy_summary(dataset: Dataset, fits: EMFits, membership: np.ndarray) -> dict[str, Any]:
-    """Clustering of every EM run and of the posterior (membership (n, K)), published accuracy."""
+def accuracy_summary(
+    dataset: Dataset, fits: EMFits, membership: np.ndarray | None
+) -> dict[str, Any]:
+    """Clustering of every EM run and of the posterior (membership (n, K), None without NUTS)."""
     k = fits.reference_run.parameters.n_components
     sections = {}
     for name, run in fits.runs.items():
         top = run.responsibilities.max(axis=1)
         sections[name] = clustering(run.labels, top, dataset.labels, k)
-    sections["posterior"] = clustering(
-        membership.argmax(axis=1), membership.max(axis=1), dataset.labels, k
-    )
+    if membership is not None:
+        sections["posterior"] = clustering(
+            membership.argmax(axis=1), membership.max(axis=1), dataset.labels, k
+        )
     published = dataset.published_accuracy if known_parameters(dataset, k)["published"] else None
     return {
         "labels_known": dataset.labels is not None,
@@ -273,29 +337,33 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def vb_summary(vb: VBFit) -> dict[str, Any]:
+    """VB's start, priors (and whose they are), iterations, convergence and final ELBO."""
+    return {
+        "start": vb.start,
+        "prior_source": vb.prior_source,
+        "priors": vb.as_dict()["priors"],
+        "n_iter": vb.n_iter,
+        "converged": vb.converged,
+        "lower_bound": vb.lower_bound,
+    }
+
+
 def warnings_for(
     em: dict[str, Any],
-    sampler: dict[str, Any],
+    sampler: dict[str, Any] | None,
     rows: list[dict[str, Any]],
     dataset: Dataset,
     n_components: int,
     chains: int = 2,
+    label: str = "sampler",
 ) -> list[str]:
     """What the report flags: sampler problems, EM runs that hit max_iter, unmatched K.
 
-    With one chain R-hat cannot exist: the sampler's problem line says so, once.
+    With one chain R-hat cannot exist: the sampler's problem line says so, once. `sampler` is
+    None when NUTS was not run; `label` names the NUTS run in each line.
     """
-    found = [f"sampler: {problem}" for problem in sampler["problems"]]
-    if not sampler["ok"] and not sampler["problems"]:
-        found.append("sampler: the diagnostics report a problem")
-    missing = [
-        key for key, value in sampler.items() if value is None and (chains > 1 or key != "max_rhat")
-    ]
-    if missing:
-        found.append(f"sampler: {', '.join(missing)} could not be computed (NaN)")
-    undefined = [r["parameter"] for r in rows if r["r_hat"] is None and r["posterior_sd"] > 0]
-    if undefined and chains > 1:
-        found.append(f"sampler: R-hat is undefined for {', '.join(undefined)}")
+    found = [] if sampler is None else _sampler_warnings(sampler, rows, chains, label)
     for name, run in em["runs"].items():
         if not run["converged"]:
             found.append(f"EM ({name}) stopped at the iteration limit before converging")
@@ -307,14 +375,66 @@ def warnings_for(
     return found
 
 
+def _sampler_warnings(
+    sampler: dict[str, Any], rows: list[dict[str, Any]], chains: int, label: str
+) -> list[str]:
+    """One NUTS run's problems, each line starting with `label`.
+
+    `rows` are the parameter rows whose R-hat belongs to this run ([] for the run under VB's
+    priors, whose R-hats the rows do not hold).
+    """
+    found = [f"{label}: {problem}" for problem in sampler["problems"]]
+    if not sampler["ok"] and not sampler["problems"]:
+        found.append(f"{label}: the diagnostics report a problem")
+    missing = [
+        key for key, value in sampler.items() if value is None and (chains > 1 or key != "max_rhat")
+    ]
+    if missing:
+        found.append(f"{label}: {', '.join(missing)} could not be computed (NaN)")
+    undefined = [
+        r["parameter"]
+        for r in rows
+        if r["r_hat"] is None and r["posterior_sd"] is not None and r["posterior_sd"] > 0
+    ]
+    if undefined and chains > 1:
+        found.append(f"{label}: R-hat is undefined for {', '.join(undefined)}")
+    return found
+
+
+def gauss_wishart_section(results: Results, summary: Any) -> dict[str, Any]:
+    """The NUTS run under VB's priors: its sizes (a share of the main run's) and diagnostics."""
+    draws, tune, chains = gauss_wishart_sizes(results.settings)
+    return {"draws": draws, "tune": tune, "chains": chains} | sampler_summary(
+        results.idata_gauss_wishart, summary
+    )
+
+
 def compare(results: Results) -> dict[str, Any]:
     """Everything the report shows, as one JSON-ready dict (comparison.json)."""
     dataset, fits, idata = results.dataset, results.fits, results.idata
     k = fits.reference_run.parameters.n_components
-    summary = arviz_summary(idata)
+    summary = None if idata is None else arviz_summary(idata)
+    gw_idata = results.idata_gauss_wishart
+    gw_summary = None if gw_idata is None else arviz_summary(gw_idata)
+    vb_draws = (
+        None if results.vb is None else draw_summary(results.vb.draws(results.settings.random_seed))
+    )
     em = em_summary(fits)
-    sampler = sampler_summary(idata, summary)
-    rows = parameter_rows(dataset, fits, summary, results.uncertainty)
+    sampler = None if idata is None else sampler_summary(idata, summary)
+    gauss_wishart = None if gw_idata is None else gauss_wishart_section(results, gw_summary)
+    rows = parameter_rows(dataset, fits, summary, results.uncertainty, vb_draws, gw_summary)
+    chains = 0 if idata is None else int(idata.posterior.sizes["chain"])
+    found = warnings_for(em, sampler, rows, dataset, k, chains)
+    if gauss_wishart is not None:
+        # What both runs share (a single chain's missing R-hat) is said once, for the main run.
+        shared = set(sampler["problems"]) if sampler is not None else set()
+        own = [p for p in gauss_wishart["problems"] if p not in shared]
+        ok = gauss_wishart["ok"] or (not own and bool(gauss_wishart["problems"]))
+        found += _sampler_warnings(
+            gauss_wishart | {"problems": own, "ok": ok}, [], chains, "sampler (VB's priors)"
+        )
+    if results.vb is not None and not results.vb.converged:
+        found.append("VB stopped at the iteration limit before its ELBO converged")
     return {
         "dataset": {
             "name": dataset.name,
@@ -326,11 +446,13 @@ def compare(results: Results) -> dict[str, Any]:
         },
         "settings": results.settings.as_dict()
         | {"interval_prob": INTERVAL_PROB, "interval": "eti"},
+        "methods": list(results.settings.methods),
         "parameters": rows,
         "accuracy": accuracy_summary(dataset, fits, results.membership),
         "em": em,
         "em_uncertainty": uncertainty_summary(results.uncertainty),
+        "vb": None if results.vb is None else vb_summary(results.vb),
         "sampler": sampler,
-        "warnings": warnings_for(em, sampler, rows, dataset, k, int(idata.posterior.sizes["chain"]))
-        + list(results.uncertainty.problems),
+        "gauss_wishart_sampler": gauss_wishart,
+        "warnings": found + list(results.uncertainty.problems),
     }

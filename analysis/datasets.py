@@ -6,7 +6,8 @@ Named datasets:
 - `seed42`: 100 points each from N((0, 0), I), N((5, 5), I), N((5, 0), I), stacked in that order,
   drawn with NumPy's legacy generator after `np.random.seed(42)` (a GMM tutorial's data);
 - `seed1000`: 1000 points from a 3-component mixture (weights 0.15 / 0.35 / 0.5) drawn with
-  `np.random.seed(1000)` as a GMM notebook does, with that notebook's EM starting values.
+  `np.random.seed(1000)` as a GMM notebook does, with that notebook's EM starting values and
+  VB priors.
 
 A CSV holds numeric columns, one point per row, with an optional header; a header column
 named `label` (any case) holds true component labels and is not a coordinate. The header's other
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from em_reference import MixtureParameters, seed7907
+from em_reference.variational import SEED1000_PRIORS
 
 LABEL_COLUMN = "label"
 
@@ -47,6 +49,8 @@ class Dataset:
     published: MixtureParameters | None = None
     published_accuracy: float | None = None
     names: tuple[str, ...] | None = None
+    vb_priors: Mapping[str, Any] | None = None
+    """The source's own VB priors (scikit-learn's names), used instead of the defaults."""
 
     def __post_init__(self) -> None:
         """ValueError unless names, when given, are D valid and distinct names."""
@@ -155,6 +159,7 @@ def load_seed1000() -> Dataset:
         description="1000 bivariate points, weights 0.15 / 0.35 / 0.5 (NumPy seed 1000)",
         true=SEED1000_TRUE,
         initial=SEED1000_INITIAL,
+        vb_priors=SEED1000_PRIORS,
     )
 
 

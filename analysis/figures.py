@@ -28,12 +28,14 @@ import xarray as xr
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Ellipse
+from matplotlib.ticker import MaxNLocator
 
 from analysis.datasets import Dataset
 from analysis.em_fits import EMFits
 from analysis.pipeline import Results
 from analysis.render import FigureFile
 from analysis.settings import UNCERTAIN_BELOW, interval_percent
+from analysis.vb_fits import VBFit
 
 DPI = 110
 SIGMA = "\N{GREEK SMALL LETTER SIGMA}"
@@ -49,14 +51,20 @@ FIGURES = (
     "posterior_clusters",
     "misclassified",
     "em_convergence",
+    "elbo",
     "forest",
+    "vb_sd_ratio",
     "trace",
     "rank",
     "ppc",
 )
 PAIRS = "pairs"
-"""The pairs plot (`analysis.pairs`), drawn after the clusterings when D > 2."""
-CHILD_FIGURES = ("rank", "data", "em_clusters", "misclassified", "em_convergence")
+"""The pairs plot (`analysis.pairs`), drawn after the posterior clusters when D > 2."""
+NUTS_FIGURES = frozenset({"posterior_clusters", "misclassified", "forest", "trace", "rank", "ppc"})
+VB_FIGURES = frozenset({"elbo"})
+BOTH_FIGURES = frozenset({"vb_sd_ratio"})
+"""Figures drawn only when NUTS, VB, or both (with NUTS under VB's priors) were run."""
+CHILD_FIGURES = ("rank", "data", "em_clusters", "misclassified", "em_convergence", "elbo")
 """Figures a forked process draws while this one draws the rest: about half the drawing time
 each, the rank plot's chain test being the slowest."""
 CAPTIONS = {
@@ -74,6 +82,12 @@ CAPTIONS = {
     f"whose posterior membership is uncertain (top probability < {UNCERTAIN_BELOW}).",
     "em_convergence": "EM's total log-likelihood by iteration (top) and its distance to the "
     "final value on a log scale (bottom).",
+    "elbo": "VB's evidence lower bound (ELBO) after each CAVI iteration (top), never "
+    "decreasing, and its increase per iteration on a log scale (bottom): VB stops once it is "
+    "below the tolerance.",
+    "vb_sd_ratio": "VB SD / NUTS SD per parameter, both under VB's priors (the same model), "
+    "with ±2 Monte Carlo errors: below 1, VB's mean-field q is narrower than the posterior; "
+    "this measures VB's approximation error only, not the priors' influence.",
     "forest": f"Posterior means and {interval_percent()} intervals of every parameter (blue), "
     f"EM's {interval_percent()} Wald interval under each (thin red line), EM's estimate (x) "
     "and the true value (◇) where known.",
@@ -371,6 +385,59 @@ def _forest_group(ax: Axes, rows: list[dict[str, Any]], reference: str) -> None:
     ax.grid(axis="x", alpha=0.3)
 
 
+def plot_elbo(vb: VBFit, out: Path) -> Path:
+    """VB's ELBO after each iteration, and its increase per iteration (log scale)."""
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(7.0, 6.5), layout="constrained", sharex=True)
+    fig.suptitle(f"VB's ELBO by iteration, under {vb.prior_source}")
+    history = np.asarray(vb.lower_bound_history)
+    steps = np.arange(1, history.size + 1)
+    top.plot(
+        steps,
+        history,
+        marker="o",
+        ms=3,
+        color=_colour(2),
+        label=f"{vb.n_iter} iterations, final {vb.lower_bound:.4f}",
+    )
+    top.set_ylabel("ELBO (total)")
+    top.ticklabel_format(axis="y", useOffset=False, style="plain")
+    top.xaxis.set_major_locator(MaxNLocator(integer=True))
+    top.legend(fontsize=8)
+    increase = np.diff(history)
+    shown = increase > 0
+    bottom.semilogy(steps[1:][shown], increase[shown], marker="o", ms=3, color=_colour(2))
+    bottom.set_ylabel("increase over the previous iteration")
+    bottom.set_xlabel("CAVI iteration")
+    return _save(fig, out / "elbo.png")
+
+
+def plot_vb_sd_ratio(comparison: dict[str, Any], out: Path) -> Path:
+    """VB SD / NUTS SD (same priors) per parameter, with +-2 Monte Carlo errors, 1 marked."""
+    rows = [r for r in comparison["parameters"] if r["vb_sd_ratio"] is not None]
+    fig, ax = _new("VB SD / NUTS SD under VB's priors (±2 MC errors)", (7.0, 1.2 + 0.3 * len(rows)))
+    y = -np.arange(len(rows), dtype=float)
+    groups = ("weights", "means", "covariances")
+    for i, group in enumerate(groups):
+        chosen = [j for j, r in enumerate(rows) if r["group"] == group]
+        if not chosen:
+            continue
+        ax.errorbar(
+            [rows[j]["vb_sd_ratio"] for j in chosen],
+            y[chosen],
+            xerr=[2 * rows[j]["vb_sd_ratio_mcse"] for j in chosen],
+            fmt="o",
+            color=_colour(i),
+            capsize=3,
+            label=group,
+        )
+    ax.axvline(1.0, color="black", lw=1, linestyle="--", label="equal spread (ratio 1)")
+    ax.set_yticks(y, [r["parameter"] for r in rows], fontsize=8)
+    ax.set_xlabel("VB SD / NUTS SD")
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(loc="best", fontsize=8)
+    return _save(fig, out / "vb_sd_ratio.png")
+
+
 def _arviz_figure(pc: Any, title: str, path: Path) -> Path:
     """Title an arviz-plots PlotCollection's figure, lay it out and save it."""
     fig = pc.viz["figure"].item() if hasattr(pc.viz["figure"], "item") else pc.viz["figure"]
@@ -444,6 +511,28 @@ def plot_ppc(idata: Any, out: Path) -> Path:
     )
 
 
+def figure_names(results: Results) -> tuple[str, ...]:
+    """The figures of this run, in report order.
+
+    Those of methods not run are left out; the pairs plot follows the posterior clusters when
+    D > 2 (it draws posterior ellipses, so it needs NUTS).
+    """
+    nuts = results.idata is not None
+    vb = results.vb is not None
+    both = results.idata_gauss_wishart is not None
+    names = tuple(
+        name
+        for name in FIGURES
+        if (nuts or name not in NUTS_FIGURES)
+        and (vb or name not in VB_FIGURES)
+        and (both or name not in BOTH_FIGURES)
+    )
+    if not nuts or results.dataset.n_features <= 2:
+        return names
+    at = names.index("posterior_clusters") + 1
+    return (*names[:at], PAIRS, *names[at:])
+
+
 def draw_all(results: Results, comparison: dict[str, Any], out: Path) -> dict[str, FigureFile]:
     """Every figure into folder out; returns name -> FigureFile (path, caption) in report order."""
     dataset, fits, idata, membership = (
@@ -459,32 +548,27 @@ def draw_all(results: Results, comparison: dict[str, Any], out: Path) -> dict[st
         "posterior_clusters": lambda: plot_posterior_clusters(dataset, idata, membership, out),
         "misclassified": lambda: plot_misclassified(dataset, fits, membership, out),
         "em_convergence": lambda: plot_em_convergence(fits, out),
+        "elbo": lambda: plot_elbo(results.vb, out),
         "forest": lambda: plot_forest(comparison, out),
+        "vb_sd_ratio": lambda: plot_vb_sd_ratio(comparison, out),
         "trace": lambda: plot_trace(idata, out),
         "rank": lambda: plot_rank(idata, out),
         "ppc": lambda: plot_ppc(idata, out),
     }
-    names = figure_names(dataset.n_features)
+    names = figure_names(results)
     captions = dict(CAPTIONS)
     if PAIRS in names:
         from analysis.pairs import pairs_caption, plot_pairs
 
         makers[PAIRS] = lambda: plot_pairs(dataset, fits, idata, out)
         captions[PAIRS] = pairs_caption(CAPTIONS[PAIRS], dataset, fits)
+    makers = {name: makers[name] for name in names}
     if _can_fork():
-        _draw_beside_a_child(makers, names)
+        _draw_beside_a_child(makers)
     else:
         for name in names:
             makers[name]()
     return {name: FigureFile(out / f"{name}.png", captions[name]) for name in names}
-
-
-def figure_names(n_features: int) -> tuple[str, ...]:
-    """The report's figures in order: FIGURES, plus the pairs plot after the clusterings (D > 2)."""
-    if n_features <= 2:
-        return FIGURES
-    at = FIGURES.index("posterior_clusters") + 1
-    return (*FIGURES[:at], PAIRS, *FIGURES[at:])
 
 
 def _can_fork() -> bool:
@@ -492,19 +576,20 @@ def _can_fork() -> bool:
     return sys.platform == "linux" and (os.cpu_count() or 1) > 1
 
 
-def _draw_beside_a_child(makers: dict[str, Callable[[], Path]], names: tuple[str, ...]) -> None:
-    """Draw CHILD_FIGURES in a forked process and the other `names` here, at the same time.
+def _draw_beside_a_child(makers: dict[str, Callable[[], Path]]) -> None:
+    """Draw the CHILD_FIGURES among makers in a forked process, the others here, at once.
 
     Raises RuntimeError naming the child's figures and its error if the child fails.
     """
+    in_child = tuple(name for name in CHILD_FIGURES if name in makers)
     context = multiprocessing.get_context("fork")
     receive, send = context.Pipe(duplex=False)
-    child = context.Process(target=_draw_in_child, args=(makers, CHILD_FIGURES, send))
+    child = context.Process(target=_draw_in_child, args=(makers, in_child, send))
     child.start()
     send.close()
     try:
-        for name in names:
-            if name not in CHILD_FIGURES:
+        for name in makers:
+            if name not in in_child:
                 makers[name]()
     except BaseException:
         child.terminate()  # failed or interrupted here: the child's figures are not wanted
@@ -516,7 +601,7 @@ def _draw_beside_a_child(makers: dict[str, Callable[[], Path]], names: tuple[str
             message = ""
         child.join()
     if child.exitcode != 0 or message:
-        raise RuntimeError(f"drawing the figures {', '.join(CHILD_FIGURES)} failed: {message}")
+        raise RuntimeError(f"drawing the figures {', '.join(in_child)} failed: {message}")
 
 
 def _draw_in_child(

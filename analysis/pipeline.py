@@ -1,4 +1,8 @@
-"""Running the methods on a dataset into one `Results` value: EM and its uncertainty, then NUTS.
+"""Running the methods on a dataset into one `Results` value: EM and its uncertainty, VB, NUTS.
+
+EM always runs (it fixes the component order and starts VB and NUTS); VB and NUTS as the
+settings' `methods` say; with both, NUTS also samples the Gauss-Wishart twin under VB's own
+priors, so VB can be measured against an exact posterior of the same model.
 
 No rendering and no files here (saving and loading: `analysis.saved`). PyMC is imported inside
 the functions that sample, so this module is cheap to import.
@@ -15,14 +19,17 @@ import numpy as np
 from analysis.datasets import Dataset
 from analysis.em_fits import EMFits, fit_em
 from analysis.em_uncertainty import EMUncertainty, em_uncertainty
-from analysis.settings import RunSettings
+from analysis.settings import RunSettings, gauss_wishart_sizes
+from analysis.vb_fits import VBFit, fit_vb
 
 
 @dataclass(frozen=True)
 class Results:
-    """Everything a report is made from: data, EM runs, EM's uncertainty, posterior, settings.
+    """Everything a report is made from: data, EM runs and uncertainty, VB, posteriors, settings.
 
-    `membership` (n, K) holds each point's posterior membership probabilities, computed once.
+    `idata` is the NUTS posterior under the default priors, `idata_gauss_wishart` the one under
+    VB's priors, `vb` VB's fit; each None when its method was not run. `membership` (n, K) holds
+    each point's posterior membership probabilities (None without NUTS), computed once.
     """
 
     dataset: Dataset
@@ -30,14 +37,23 @@ class Results:
     uncertainty: EMUncertainty
     idata: Any
     settings: RunSettings
-    membership: np.ndarray
+    membership: np.ndarray | None
+    vb: VBFit | None = None
+    idata_gauss_wishart: Any = None
 
 
 def results_from(
-    dataset: Dataset, fits: EMFits, uncertainty: EMUncertainty, idata: Any, settings: RunSettings
+    dataset: Dataset,
+    fits: EMFits,
+    uncertainty: EMUncertainty,
+    idata: Any,
+    settings: RunSettings,
+    vb: VBFit | None = None,
+    idata_gauss_wishart: Any = None,
 ) -> Results:
     """A Results value, with the posterior membership probabilities computed once."""
-    return Results(dataset, fits, uncertainty, idata, settings, membership_probabilities(idata))
+    membership = None if idata is None else membership_probabilities(idata)
+    return Results(dataset, fits, uncertainty, idata, settings, membership, vb, idata_gauss_wishart)
 
 
 def membership_probabilities(idata: Any) -> np.ndarray:
@@ -73,6 +89,11 @@ def run_uncertainty(
     return em_uncertainty(dataset.X, fits.reference_run, settings.bootstrap, settings.random_seed)
 
 
+def run_vb(dataset: Dataset, fits: EMFits) -> VBFit:
+    """VB at the run's K from the reference EM run (the source's own priors when it has them)."""
+    return fit_vb(dataset, fits.reference_run)
+
+
 def run_nuts(dataset: Dataset, fits: EMFits, settings: RunSettings, progressbar: bool) -> Any:
     """NUTS on the Bayesian twin, labelled like the reference EM run; a complete posterior only."""
     from models import build_model, sample_posterior
@@ -87,21 +108,49 @@ def run_nuts(dataset: Dataset, fits: EMFits, settings: RunSettings, progressbar:
         reference=fits.reference_run.estimator(),
         progressbar=progressbar,
     )
-    check_complete(idata, settings)
+    check_complete(idata, settings.chains, settings.draws)
     return idata
 
 
-def check_complete(idata: Any, settings: RunSettings) -> None:
-    """ValueError unless the posterior has every chain and draw the settings asked for.
+def run_nuts_gauss_wishart(
+    dataset: Dataset, fits: EMFits, vb: VBFit, settings: RunSettings, progressbar: bool
+) -> Any:
+    """NUTS on the twin under VB's priors (`gauss_wishart_sizes`), labelled like the reference.
+
+    Only the posterior is kept (no log-likelihood or predictive groups): it is compared with
+    VB entry by entry.
+    """
+    from models import build_model, sample_posterior
+
+    draws, tune, chains = gauss_wishart_sizes(settings)
+    model = build_model(
+        dataset.X, n_components=settings.n_components, prior="gauss-wishart", **vb.priors
+    )
+    idata = sample_posterior(
+        model,
+        draws=draws,
+        tune=tune,
+        chains=chains,
+        random_seed=settings.random_seed,
+        reference=fits.reference_run.estimator(),
+        progressbar=progressbar,
+        predictions=False,
+    )
+    check_complete(idata, chains, draws)
+    return idata
+
+
+def check_complete(idata: Any, chains: int, draws: int) -> None:
+    """ValueError unless the posterior has every chain and draw that was asked for.
 
     PyMC returns the draws made so far when its sampling loop is interrupted; such a truncated
     posterior must never be saved as if it were the run that was asked for.
     """
-    chains, draws = (int(idata.posterior.sizes[dim]) for dim in ("chain", "draw"))
-    if (chains, draws) != (settings.chains, settings.draws):
+    got = tuple(int(idata.posterior.sizes[dim]) for dim in ("chain", "draw"))
+    if got != (chains, draws):
         raise ValueError(
-            f"the sampler returned {chains} chains of {draws} draws, not the {settings.chains} "
-            f"of {settings.draws} asked for (was it interrupted?); nothing was written"
+            f"the sampler returned {got[0]} chains of {got[1]} draws, not the {chains} "
+            f"of {draws} asked for (was it interrupted?); nothing was written"
         )
 
 
@@ -111,8 +160,18 @@ def run_all(
     progressbar: bool,
     note: Callable[[str], None] | None = None,
 ) -> Results:
-    """EM, its uncertainty, then NUTS: the expensive part of a comparison (`note`: progress)."""
+    """EM and its uncertainty, VB, NUTS, then NUTS under VB's priors, as `settings.methods` say.
+
+    `note` is told, one line each, what is being computed (progress).
+    """
     fits = run_em(dataset, settings)
     uncertainty = run_uncertainty(dataset, fits, settings, note)
-    idata = run_nuts(dataset, fits, settings, progressbar)
-    return results_from(dataset, fits, uncertainty, idata, settings)
+    vb = run_vb(dataset, fits) if settings.runs("vb") else None
+    idata = run_nuts(dataset, fits, settings, progressbar) if settings.runs("nuts") else None
+    idata_gauss_wishart = None
+    if vb is not None and idata is not None:
+        if note is not None:
+            draws, _, chains = gauss_wishart_sizes(settings)
+            note(f"NUTS under VB's priors ({vb.prior_source}): {chains} x {draws} draws")
+        idata_gauss_wishart = run_nuts_gauss_wishart(dataset, fits, vb, settings, progressbar)
+    return results_from(dataset, fits, uncertainty, idata, settings, vb, idata_gauss_wishart)

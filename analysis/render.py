@@ -26,7 +26,9 @@ def _heading(comparison: dict[str, Any]) -> tuple[str, str]:
     """The report's title and one line describing the data and the settings."""
     d = comparison["dataset"]
     s = comparison["settings"]
-    title = f"EM and NUTS on {d['name']}"
+    names = [name.upper() for name in comparison["settings"].get("methods", ("em", "nuts"))]
+    joined = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+    title = f"{joined} on {d['name']}"
     line = (
         f"{d['description']}. n = {d['n_points']}, D = {d['n_features']}, "
         f"K = {s['n_components']}; seed {s['seed']}."
@@ -145,9 +147,19 @@ def headline(comparison: dict[str, Any]) -> list[str]:
             f"EM ({name}): {run['n_iter']} iterations, log-likelihood "
             f"{run['log_likelihood']:.4f}, {shown}"
         )
-    post = acc["posterior"]
-    shown = "labels unknown" if post["accuracy"] is None else f"accuracy {post['accuracy']:.1%}"
-    lines.append(f"posterior: {shown}, {post['uncertain']} uncertain points")
+    vb = comparison.get("vb")
+    if vb is not None:
+        lines.append(f"VB: {vb['n_iter']} iterations, ELBO {vb['lower_bound']:.4f}")
+    ratios = [r["vb_sd_ratio"] for r in comparison["parameters"] if r["vb_sd_ratio"] is not None]
+    if ratios:
+        lines.append(
+            f"VB SD / NUTS SD (VB's priors): {min(ratios):.2f} to {max(ratios):.2f} over "
+            f"{len(ratios)} parameters"
+        )
+    if "posterior" in acc:
+        post = acc["posterior"]
+        shown = "labels unknown" if post["accuracy"] is None else f"accuracy {post['accuracy']:.1%}"
+        lines.append(f"posterior: {shown}, {post['uncertain']} uncertain points")
     inside = [r["true_inside"] for r in comparison["parameters"] if r["true_inside"] is not None]
     if inside:
         lines.append(
@@ -155,9 +167,10 @@ def headline(comparison: dict[str, Any]) -> list[str]:
             f"{len(inside)} parameters"
         )
     s = comparison["sampler"]
-    lines.append(
-        f"sampler: {s['divergences']} divergences, max R-hat {format_number(s['max_rhat'], 3)}, "
-        f"min bulk ESS {format_number(s['min_ess_bulk'], 0)}"
-    )
+    if s is not None:
+        lines.append(
+            f"sampler: {s['divergences']} divergences, max R-hat "
+            f"{format_number(s['max_rhat'], 3)}, min bulk ESS {format_number(s['min_ess_bulk'], 0)}"
+        )
     lines += [f"WARNING: {w}" for w in comparison["warnings"]]
     return lines

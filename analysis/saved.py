@@ -1,8 +1,10 @@
 """The results folder on disk: the saved files, and saving, loading and copying them.
 
-A report folder holds the saved results (`posterior.nc`, `em.json`, `data.csv`), from which
-`gmm-compare report` rebuilds everything else without sampling. Loading checks that the three
-files belong together.
+A report folder holds the saved results (`em.json`, `data.csv`, and as the run's methods say
+`posterior.nc` (NUTS), `vb.json` (VB) and `posterior_gauss_wishart.nc` (NUTS under VB's
+priors)), from which `gmm-compare report` rebuilds everything else without sampling or
+fitting. Loading checks that the files belong together; a folder written before VB (no
+`methods` in its settings) is read as EM and NUTS.
 """
 
 from __future__ import annotations
@@ -19,13 +21,17 @@ from analysis.em_fits import EMFits
 from analysis.em_uncertainty import EMUncertainty
 from analysis.files import dumps
 from analysis.pipeline import Results, check_complete, results_from
-from analysis.settings import RunSettings
+from analysis.settings import RunSettings, gauss_wishart_sizes
+from analysis.vb_fits import VBFit
 from em_reference import MixtureParameters
 
 POSTERIOR_FILE = "posterior.nc"
+GAUSS_WISHART_FILE = "posterior_gauss_wishart.nc"
 EM_FILE = "em.json"
+VB_FILE = "vb.json"
 DATA_FILE = "data.csv"
-SAVED_FILES = (POSTERIOR_FILE, EM_FILE, DATA_FILE)
+SAVED_FILES = (POSTERIOR_FILE, GAUSS_WISHART_FILE, EM_FILE, VB_FILE, DATA_FILE)
+"""Every file a run may save; `saved_files` says which a given run saves."""
 REPORT_NAMES = frozenset({*SAVED_FILES, "comparison.json", "summary.md", "index.html", "figures"})
 """What a report folder holds: one written before folders carried a manifest is known by it."""
 
@@ -61,34 +67,55 @@ def em_document(
     }
 
 
+def saved_files(settings: RunSettings) -> tuple[str, ...]:
+    """The files a run with these settings saves (and a rebuild needs)."""
+    names = [EM_FILE, DATA_FILE]
+    if settings.runs("nuts"):
+        names.append(POSTERIOR_FILE)
+    if settings.runs("vb"):
+        names.append(VB_FILE)
+    if settings.runs("vb") and settings.runs("nuts"):
+        names.append(GAUSS_WISHART_FILE)
+    return tuple(names)
+
+
 def save_results(results: Results, folder: Path) -> None:
-    """Write posterior.nc, em.json and data.csv into folder (a complete posterior only)."""
+    """Write em.json, data.csv and the files of the methods run into folder (complete only)."""
     from models import save_posterior
 
-    check_complete(results.idata, results.settings)
+    settings = results.settings
+    if results.idata is not None:
+        check_complete(results.idata, settings.chains, settings.draws)
+    if results.idata_gauss_wishart is not None:
+        draws, _, chains = gauss_wishart_sizes(settings)
+        check_complete(results.idata_gauss_wishart, chains, draws)
     (folder / DATA_FILE).write_text(to_csv(results.dataset), encoding="utf-8")
-    document = em_document(results.dataset, results.fits, results.settings, results.uncertainty)
+    document = em_document(results.dataset, results.fits, settings, results.uncertainty)
     (folder / EM_FILE).write_text(dumps(document), encoding="utf-8")
-    save_posterior(results.idata, folder / POSTERIOR_FILE)
+    if results.vb is not None:
+        (folder / VB_FILE).write_text(dumps(results.vb.as_dict()), encoding="utf-8")
+    if results.idata is not None:
+        save_posterior(results.idata, folder / POSTERIOR_FILE)
+    if results.idata_gauss_wishart is not None:
+        save_posterior(results.idata_gauss_wishart, folder / GAUSS_WISHART_FILE)
 
 
 def copy_results(source: Path, folder: Path) -> None:
     """Copy the saved result files of a report folder into another folder."""
     for name in SAVED_FILES:
-        shutil.copy2(source / name, folder / name)
+        if (source / name).is_file():
+            shutil.copy2(source / name, folder / name)
 
 
 def load_results(folder: Path) -> Results:
     """Read a report folder's saved results; ValueError naming a missing or broken file."""
-    missing = [name for name in SAVED_FILES if not (folder / name).is_file()]
+    missing = [name for name in (EM_FILE, DATA_FILE) if not (folder / name).is_file()]
     if missing:
-        raise ValueError(
-            f"{str(folder)!r} has no saved results to rebuild from "
-            f"(missing {', '.join(missing)}): run `gmm-compare compare` first"
-        )
+        raise _no_results(folder, missing)
+    data = read_csv(folder / DATA_FILE)
     try:
         document = json.loads((folder / EM_FILE).read_text(encoding="utf-8"))
-        dataset = _dataset_from(document["dataset"], read_csv(folder / DATA_FILE))
+        dataset = _dataset_from(document["dataset"], data)
         runs = document["em"]["runs"]
         parameters = {name: MixtureParameters.from_any(run) for name, run in runs.items()}
         settings = RunSettings.from_dict(document["settings"])
@@ -97,20 +124,69 @@ def load_results(folder: Path) -> Results:
             if "uncertainty" in document
             else EMUncertainty.unknown(NO_UNCERTAINTY)
         )
-    except (KeyError, TypeError, json.JSONDecodeError) as error:
+    except (KeyError, TypeError, ValueError) as error:
         raise _not_an_em_file(folder, error) from None
-    from models import load_posterior
-
-    try:
-        idata = load_posterior(folder / POSTERIOR_FILE)
-    except (OSError, ValueError) as error:
-        raise ValueError(f"cannot read {str(folder / POSTERIOR_FILE)!r}: {error}") from None
-    check_consistent(dataset, parameters, idata, settings, folder)
+    missing = [name for name in saved_files(settings) if not (folder / name).is_file()]
+    if missing:
+        raise _no_results(folder, missing)
+    # Every posterior in the folder must fit the rest, even one this run's methods leave out.
+    posteriors = {
+        name: _load_posterior(folder / name)
+        for name in (POSTERIOR_FILE, GAUSS_WISHART_FILE)
+        if (folder / name).is_file()
+    }
+    for posterior in posteriors.values():
+        check_consistent(dataset, parameters, posterior, settings, folder)
+    idata = posteriors.get(POSTERIOR_FILE) if settings.runs("nuts") else None
+    idata_gauss_wishart = None
+    if settings.runs("vb") and settings.runs("nuts"):
+        idata_gauss_wishart = posteriors[GAUSS_WISHART_FILE]
+    vb = _load_vb(folder) if settings.runs("vb") else None
+    if vb is not None:
+        check_vb_consistent(vb, settings, dataset, folder)
     try:
         fits = EMFits.from_dict(document["em"], dataset.X)
     except (KeyError, TypeError) as error:
         raise _not_an_em_file(folder, error) from None
-    return results_from(dataset, fits, uncertainty, idata, settings)
+    return results_from(dataset, fits, uncertainty, idata, settings, vb, idata_gauss_wishart)
+
+
+def _no_results(folder: Path, missing: list[str]) -> ValueError:
+    """The error for a folder that lacks saved results."""
+    return ValueError(
+        f"{str(folder)!r} has no saved results to rebuild from "
+        f"(missing {', '.join(missing)}): run `gmm-compare compare` first"
+    )
+
+
+def _load_posterior(path: Path) -> Any:
+    """A saved posterior DataTree; ValueError naming the file when it cannot be read."""
+    from models import load_posterior
+
+    try:
+        return load_posterior(path)
+    except (OSError, ValueError) as error:
+        raise ValueError(f"cannot read {str(path)!r}: {error}") from None
+
+
+def _load_vb(folder: Path) -> VBFit:
+    """VB's saved fit; ValueError naming vb.json when it cannot be read."""
+    try:
+        return VBFit.from_dict(json.loads((folder / VB_FILE).read_text(encoding="utf-8")))
+    except (KeyError, TypeError, ValueError) as error:
+        path = str(folder / VB_FILE)
+        raise ValueError(f"{path!r} is not a gmm-compare VB file: {error}") from None
+
+
+def check_vb_consistent(vb: VBFit, settings: RunSettings, dataset: Dataset, folder: Path) -> None:
+    """ValueError unless VB's saved q has the run's K and the data's D."""
+    k, d = vb.posterior.means.shape
+    if (k, d) != (settings.n_components, dataset.n_features):
+        raise ValueError(
+            f"the saved results in {str(folder)!r} do not belong together: {VB_FILE} has "
+            f"K = {k}, D = {d}, but the run has K = {settings.n_components} and {DATA_FILE} "
+            f"D = {dataset.n_features}"
+        )
 
 
 def _not_an_em_file(folder: Path, error: Exception) -> ValueError:

@@ -17,22 +17,38 @@ __all__ = [
     "DEFAULT_BOOTSTRAP",
     "EM_MAX_ITER",
     "EM_TOL",
+    "GAUSS_WISHART_SHARE",
     "INTERVAL_PROB",
+    "METHODS",
     "REG_COVAR",
     "SELECTION_CHAINS",
     "SELECTION_DRAWS",
     "SELECTION_METHODS",
     "SELECTION_TUNE",
     "UNCERTAIN_BELOW",
+    "VB_DRAWS",
     "RunSettings",
+    "gauss_wishart_sizes",
     "interval_percent",
 ]
 
 DEFAULT_BOOTSTRAP = 999
 """EM's nonparametric bootstrap replicates per run unless asked otherwise (0: none)."""
 
-SELECTION_METHODS = ("em", "vb", "nuts")
+METHODS = ("em", "vb", "nuts")
+"""The methods a comparison runs by default (and all it can run); EM always, as the reference."""
+METHODS_BEFORE_VB = ("em", "nuts")
+"""What a saved run without a recorded `methods` ran: VB joined the comparison later."""
+
+SELECTION_METHODS = METHODS
 """The methods `select` can run: EM (BIC, ICL), VB (ELBO) and NUTS (PSIS-LOO)."""
+
+VB_DRAWS = 20_000
+"""Independent draws from VB's q for its means, SDs and intervals (Monte Carlo error ~0.5 %)."""
+
+GAUSS_WISHART_SHARE = 4
+"""NUTS under VB's priors keeps 1 / this of the main run's draws and tuning steps (same chains),
+so it adds about a quarter of the main run's sampling time."""
 
 SELECTION_DRAWS = 500
 SELECTION_TUNE = 500
@@ -58,10 +74,12 @@ def interval_percent() -> str:
 
 @dataclass(frozen=True)
 class RunSettings:
-    """How the run was made: K, the seed, the sampler's sizes, EM's bootstrap replicates (0: none).
+    """How the run was made: K, seed, sampler sizes, EM's bootstrap replicates, methods run.
 
+    `bootstrap` 0 means none; `methods` is a subset of METHODS that includes "em".
     Saved under the key "seed" (em.json, comparison.json) for `random_seed`, as files written
-    before the rename have it; files written before the bootstrap lack "bootstrap" (read as 0).
+    before the rename have it; files written before the bootstrap lack "bootstrap" (read as 0),
+    and files written before VB lack "methods" (read as METHODS_BEFORE_VB).
     """
 
     n_components: int
@@ -70,6 +88,20 @@ class RunSettings:
     tune: int
     chains: int
     bootstrap: int = DEFAULT_BOOTSTRAP
+    methods: tuple[str, ...] = METHODS
+
+    def __post_init__(self) -> None:
+        unknown = [name for name in self.methods if name not in METHODS]
+        if unknown or "em" not in self.methods:
+            raise ValueError(
+                f"methods must be a subset of {','.join(METHODS)} that includes em (EM fixes the "
+                f"component order and starts VB and NUTS), got {','.join(self.methods)!r}"
+            )
+        object.__setattr__(self, "methods", tuple(m for m in METHODS if m in self.methods))
+
+    def runs(self, method: str) -> bool:
+        """Whether the method ("em", "vb" or "nuts") is part of this run."""
+        return method in self.methods
 
     def as_dict(self) -> dict[str, Any]:
         """Plain values as the saved files hold them."""
@@ -80,16 +112,17 @@ class RunSettings:
             "tune": self.tune,
             "chains": self.chains,
             "bootstrap": self.bootstrap,
+            "methods": list(self.methods),
         }
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> RunSettings:
         """Rebuild from `as_dict` output; TypeError naming a missing or unknown key."""
         keys = {"n_components", "seed", "draws", "tune", "chains"}
-        if not keys <= set(values) <= keys | {"bootstrap"}:
+        if not keys <= set(values) <= keys | {"bootstrap", "methods"}:
             raise TypeError(
-                f"settings must have the keys {sorted(keys)} (and optionally 'bootstrap'), "
-                f"got {sorted(values)}"
+                f"settings must have the keys {sorted(keys)} (and optionally 'bootstrap' and "
+                f"'methods'), got {sorted(values)}"
             )
         return cls(
             n_components=values["n_components"],
@@ -98,4 +131,14 @@ class RunSettings:
             tune=values["tune"],
             chains=values["chains"],
             bootstrap=values.get("bootstrap", 0),
+            methods=tuple(values.get("methods", METHODS_BEFORE_VB)),
         )
+
+
+def gauss_wishart_sizes(settings: RunSettings) -> tuple[int, int, int]:
+    """(draws, tune, chains) of the NUTS run under VB's priors: a share of the main run's."""
+    return (
+        max(1, settings.draws // GAUSS_WISHART_SHARE),
+        settings.tune // GAUSS_WISHART_SHARE,
+        settings.chains,
+    )

@@ -10,7 +10,13 @@ import statistics
 from dataclasses import dataclass
 from typing import Any
 
-from analysis.settings import EM_MAX_ITER, EM_TOL, interval_percent
+from analysis.settings import (
+    EM_MAX_ITER,
+    EM_TOL,
+    GAUSS_WISHART_SHARE,
+    VB_DRAWS,
+    interval_percent,
+)
 
 DASH = "\N{EN DASH}"  # an unknown value in a table
 TIMES = "\N{MULTIPLICATION SIGN}"
@@ -71,55 +77,84 @@ def _bootstrap_note(comparison: dict[str, Any]) -> str:
 
 
 def point_estimates_table(comparison: dict[str, Any]) -> Table:
-    """The point-estimate table: truth, published, EM runs, posterior and EM's SEs, per scalar."""
+    """The point-estimate table: truth, published, EM runs and SEs, NUTS and VB, per scalar.
+
+    The NUTS and VB columns are there when the method was run.
+    """
     runs = list(comparison["em"]["runs"])
     reference = comparison["em"]["reference"]
-    headers = [
-        "parameter",
-        "true",
-        "published",
-        *[f"EM ({r})" for r in runs],
-        "posterior mean",
-        "posterior SD",
-        f"{interval_percent()} interval",
-        "EM SE",
-        f"EM {interval_percent()} Wald",
-        f"EM {interval_percent()} bootstrap",
-        "EM inside",
-        "true inside",
-        "R-hat",
-    ]
-    rows = [
-        [
+    nuts = comparison["sampler"] is not None
+    vb = comparison.get("vb") is not None
+    percent = interval_percent()
+    headers = ["parameter", "true", "published", *[f"EM ({r})" for r in runs]]
+    if nuts:
+        headers += ["posterior mean", "posterior SD", f"{percent} interval"]
+    if vb:
+        headers += ["VB mean", "VB SD", f"VB {percent} interval"]
+    headers += ["EM SE", f"EM {percent} Wald", f"EM {percent} bootstrap"]
+    if nuts:
+        headers += ["EM inside", "true inside", "R-hat"]
+    rows = []
+    for r in comparison["parameters"]:
+        row = [
             r["parameter"],
             format_number(r["true"]),
             format_number(r["published"]),
             *[format_number(r["em"][run]) for run in runs],
-            format_number(r["posterior_mean"]),
-            format_number(r["posterior_sd"]),
-            _interval(r["interval_low"], r["interval_high"]),
+        ]
+        if nuts:
+            row += [
+                format_number(r["posterior_mean"]),
+                format_number(r["posterior_sd"]),
+                _interval(r["interval_low"], r["interval_high"]),
+            ]
+        if vb:
+            row += [
+                format_number(r["vb_mean"]),
+                format_number(r["vb_sd"]),
+                _interval(r["vb_low"], r["vb_high"]),
+            ]
+        row += [
             format_number(r["em_se"]),
             _interval(r["em_wald_low"], r["em_wald_high"]),
             _interval(r["em_bootstrap_low"], r["em_bootstrap_high"]),
-            _yes(r["em_inside"]),
-            _yes(r["true_inside"]),
-            format_number(r["r_hat"]),
         ]
-        for r in comparison["parameters"]
-    ]
-    inside = sum(bool(r["true_inside"]) for r in comparison["parameters"])
-    known = sum(r["true"] is not None for r in comparison["parameters"])
+        if nuts:
+            row += [_yes(r["em_inside"]), _yes(r["true_inside"]), format_number(r["r_hat"])]
+        rows.append(row)
     notes = [
-        f"{interval_percent()} equal-tailed posterior intervals; 'EM inside' tests the "
-        f"{reference} run; covariance entries are listed once (i ≤ j).",
+        f"{percent} equal-tailed posterior intervals; 'EM inside' tests the {reference} run; "
+        "covariance entries are listed once (i ≤ j)."
+        if nuts
+        else f"Covariance entries are listed once (i ≤ j); no NUTS ({_methods(comparison)}).",
         _bootstrap_note(comparison),
     ]
-    notes.append(
-        f"The true value lies inside the interval for {inside} of {known} parameters."
-        if known
-        else "True values are unknown for this dataset."
-    )
+    if vb:
+        notes.append(_vb_note(comparison))
+    if nuts:
+        inside = sum(bool(r["true_inside"]) for r in comparison["parameters"])
+        known = sum(r["true"] is not None for r in comparison["parameters"])
+        notes.append(
+            f"The true value lies inside the interval for {inside} of {known} parameters."
+            if known
+            else "True values are unknown for this dataset."
+        )
     return Table("Point estimates", headers, rows, notes)
+
+
+def _methods(comparison: dict[str, Any]) -> str:
+    """The methods run, as --methods takes them."""
+    return "--methods " + ",".join(comparison["settings"]["methods"])
+
+
+def _vb_note(comparison: dict[str, Any]) -> str:
+    """How VB's columns were computed, and under which priors."""
+    vb = comparison["vb"]
+    return (
+        f"VB: mean-field q fitted by CAVI from {vb['start']}, under {vb['prior_source']}; "
+        f"its mean, SD and equal-tailed {interval_percent()} interval are those of "
+        f"{VB_DRAWS:,} independent draws from q (its marginals)."
+    )
 
 
 def se_ratio_table(comparison: dict[str, Any]) -> Table:
@@ -178,6 +213,102 @@ def se_ratio_sentence(rows: list[dict[str, Any]]) -> str:
         f"it, so EM is {sure} of it than the posterior: the asymptotic agreement of the two "
         "does not hold there at this sample size (the prior or a non-normal likelihood matters)."
     )
+
+
+def vb_ratio_table(comparison: dict[str, Any]) -> Table:
+    """VB SD / NUTS SD under the same (VB's) priors per parameter, with its Monte Carlo error."""
+    gw = comparison["gauss_wishart_sampler"]
+    headers = [
+        "parameter",
+        "VB mean",
+        "NUTS mean (VB's priors)",
+        "VB SD",
+        "NUTS SD (VB's priors)",
+        f"VB SD / NUTS SD {PLUS_MINUS} MC error",
+        "NUTS SD (default priors)",
+    ]
+    rows = [
+        [
+            r["parameter"],
+            format_number(r["vb_mean"]),
+            format_number(r["gauss_wishart_mean"]),
+            format_number(r["vb_sd"]),
+            format_number(r["gauss_wishart_sd"]),
+            _ratio(r["vb_sd_ratio"], r["vb_sd_ratio_mcse"]),
+            format_number(r["posterior_sd"]),
+        ]
+        for r in comparison["parameters"]
+    ]
+    notes = [
+        f"VB's priors, and NUTS's in this table: {comparison['vb']['prior_source']}; the VB fit "
+        "table lists them.",
+        ratio_sentence(comparison["parameters"]),
+        "VB against NUTS on the same model and priors measures VB's approximation error only; "
+        "the two NUTS runs side by side (default priors against VB's) show the priors' "
+        "influence.",
+        f"NUTS under VB's priors: {gw['chains']} chains {TIMES} {gw['draws']} draws after "
+        f"{gw['tune']} tuning steps (1/{GAUSS_WISHART_SHARE} of the main run's, to keep the job "
+        "short); the MC error combines both SDs' Monte Carlo errors (ArviZ's mcse_sd for NUTS, "
+        f"the spread of the SD over {VB_DRAWS:,} independent draws for VB).",
+    ]
+    return Table("VB SD / NUTS SD under the same priors", headers, rows, notes)
+
+
+PLUS_MINUS = "\N{PLUS-MINUS SIGN}"
+
+
+def _ratio(ratio: float | None, error: float | None) -> str:
+    """'0.93 ± 0.02', or an en dash when unknown."""
+    if ratio is None:
+        return DASH
+    return f"{ratio:.3f} {PLUS_MINUS} {format_number(error, 3)}"
+
+
+def ratio_sentence(rows: list[dict[str, Any]]) -> str:
+    """One sentence on how much VB understates the spread: the ratios' range and median."""
+    known = [r for r in rows if r["vb_sd_ratio"] is not None]
+    if not known:
+        return "VB SD / NUTS SD could not be computed (a posterior SD is zero)."
+    ratios = sorted(r["vb_sd_ratio"] for r in known)
+    smallest = min(known, key=lambda r: r["vb_sd_ratio"])
+    above = sum(r["vb_sd_ratio"] - 2 * r["vb_sd_ratio_mcse"] > 1 for r in known)
+    return (
+        f"VB SD / NUTS SD ranges from {ratios[0]:.3f} ({smallest['parameter']}) to "
+        f"{ratios[-1]:.3f}, median {statistics.median(ratios):.3f}, over {len(ratios)} "
+        f"parameters; {above} {'is' if above == 1 else 'are'} above 1 by more than twice "
+        "its Monte Carlo error (mean-field VB is expected to understate the spread, never to "
+        "overstate it)."
+    )
+
+
+def vb_fit_table(comparison: dict[str, Any]) -> Table:
+    """VB's priors, start, iterations, convergence and final ELBO."""
+    vb = comparison["vb"]
+    priors = vb["priors"]
+    rows = [
+        ["priors", vb["prior_source"]],
+        ["alpha_0 (weight_concentration_prior)", _plain(priors["weight_concentration_prior"])],
+        ["beta_0 (mean_precision_prior)", _plain(priors["mean_precision_prior"])],
+        ["m_0 (mean_prior)", _plain(priors["mean_prior"])],
+        ["nu_0 (degrees_of_freedom_prior)", _plain(priors["degrees_of_freedom_prior"])],
+        ["W_0^-1 (covariance_prior)", _plain(priors["covariance_prior"])],
+        ["start", vb["start"]],
+        ["iterations", str(vb["n_iter"])],
+        ["converged", "yes" if vb["converged"] else "NO (iteration limit)"],
+        ["final ELBO (lower bound on ln p(X))", f"{vb['lower_bound']:.4f}"],
+    ]
+    notes = [
+        "Dirichlet(alpha_0) weights; Lambda_k ~ Wishart(W_0, nu_0), "
+        "mu_k | Lambda_k ~ N(m_0, (beta_0 Lambda_k)^-1) (Bishop, PRML §10.2)."
+    ]
+    return Table("VB fit", ["", "value"], rows, notes)
+
+
+def _plain(value: Any) -> str:
+    """A prior value, rounded to 4 significant digits, nested lists kept."""
+    if isinstance(value, list):
+        return "[" + ", ".join(_plain(v) for v in value) + "]"
+    return f"{value:.4g}"
 
 
 def accuracy_tables(comparison: dict[str, Any]) -> list[Table]:
@@ -256,35 +387,56 @@ MASS_MATRIX_NAMES = {"full": "dense", "diag": "diagonal"}
 
 
 def sampler_table(comparison: dict[str, Any]) -> Table:
-    """The NUTS diagnostics, with a verdict."""
-    s = comparison["sampler"]
-    settings = comparison["settings"]
-    rows = [
-        [
-            f"chains {TIMES} draws (tuning)",
-            f"{settings['chains']} {TIMES} {settings['draws']} ({settings['tune']})",
-        ],
-        [
-            "mass matrix (adapted while tuning)",
-            MASS_MATRIX_NAMES.get(s.get("mass_matrix", ""), "not recorded"),
-        ],
-        ["divergences", str(s["divergences"])],
-        ["max R-hat", format_number(s["max_rhat"], 4)],
-        ["min bulk ESS", format_number(s["min_ess_bulk"], 0)],
-        ["min tail ESS", format_number(s["min_ess_tail"], 0)],
-        ["sampling time (s)", format_number(s["sampling_seconds"], 1)],
-        ["compile time (s)", format_number(s["compile_seconds"], 1)],
-        ["verdict", "fine" if s["ok"] else "PROBLEMS: " + "; ".join(s["problems"])],
+    """The NUTS diagnostics, with a verdict; a second column for the run under VB's priors."""
+    runs = [(comparison["sampler"], comparison["settings"])]
+    headers = ["diagnostic", "value"]
+    if comparison.get("gauss_wishart_sampler") is not None:
+        gw = comparison["gauss_wishart_sampler"]
+        runs.append((gw, gw))
+        headers = ["diagnostic", "default priors", "VB's priors"]
+    labels = [
+        f"chains {TIMES} draws (tuning)",
+        "mass matrix (adapted while tuning)",
+        "divergences",
+        "max R-hat",
+        "min bulk ESS",
+        "min tail ESS",
+        "sampling time (s)",
+        "compile time (s)",
+        "verdict",
     ]
-    return Table("Sampler diagnostics", ["diagnostic", "value"], rows, [])
+    columns = [_sampler_column(s, sizes) for s, sizes in runs]
+    rows = [[name, *cells] for name, *cells in zip(labels, *columns, strict=True)]
+    return Table("Sampler diagnostics", headers, rows, [])
+
+
+def _sampler_column(s: dict[str, Any], sizes: dict[str, Any]) -> list[str]:
+    """One NUTS run's diagnostics as cells, in `sampler_table`'s row order."""
+    return [
+        f"{sizes['chains']} {TIMES} {sizes['draws']} ({sizes['tune']})",
+        MASS_MATRIX_NAMES.get(s.get("mass_matrix", ""), "not recorded"),
+        str(s["divergences"]),
+        format_number(s["max_rhat"], 4),
+        format_number(s["min_ess_bulk"], 0),
+        format_number(s["min_ess_tail"], 0),
+        format_number(s["sampling_seconds"], 1),
+        format_number(s["compile_seconds"], 1),
+        "fine" if s["ok"] else "PROBLEMS: " + "; ".join(s["problems"]),
+    ]
 
 
 def build_tables(comparison: dict[str, Any]) -> list[Table]:
-    """Every table of the report, in order."""
-    return [
-        point_estimates_table(comparison),
-        se_ratio_table(comparison),
-        *accuracy_tables(comparison),
-        em_convergence_table(comparison),
-        sampler_table(comparison),
-    ]
+    """Every table of the report, in order (those of methods not run left out)."""
+    nuts = comparison["sampler"] is not None
+    vb = comparison.get("vb") is not None
+    tables = [point_estimates_table(comparison)]
+    if nuts:
+        tables.append(se_ratio_table(comparison))
+    if comparison.get("gauss_wishart_sampler") is not None:
+        tables.append(vb_ratio_table(comparison))
+    tables += [*accuracy_tables(comparison), em_convergence_table(comparison)]
+    if vb:
+        tables.append(vb_fit_table(comparison))
+    if nuts:
+        tables.append(sampler_table(comparison))
+    return tables

@@ -278,6 +278,16 @@ class MixtureEstimator:
         """Fit to X (n, D) and return the most probable component of each point (n,)."""
         return self.fit(X).predict(X)
 
+    @property
+    def parameters_(self) -> MixtureParameters:
+        """The fitted `weights_` (K,), `means_` (K, D), `covariances_` (K, D, D) as one value.
+
+        What each estimator's attributes mean is its own (VB's are E_q[pi] and E_q[Lambda]^-1);
+        this lets `MixtureParameters.from_any` and the analysis take either estimator alike.
+        """
+        self._check_fitted()
+        return MixtureParameters(self.weights_, self.means_, self.covariances_)
+
     def _check_fitted(self) -> None:
         """Raise NotFittedError unless `fit` has been called."""
         if not hasattr(self, self._fitted_attribute):

@@ -266,12 +266,6 @@ class GaussianMixtureEM(MixtureEstimator):
 
     # -- using the fit ----------------------------------------------------------------------
 
-    @property
-    def parameters_(self) -> MixtureParameters:
-        """The fitted weights, means and covariances as one validated value."""
-        self._check_fitted()
-        return MixtureParameters(self.weights_, self.means_, self.covariances_)
-
     def _e_step(self, X: Any) -> tuple[np.ndarray, np.ndarray]:
         """Log-responsibilities (n, K) and log-densities (n,) of new data under the fit.
 

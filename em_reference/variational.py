@@ -664,7 +664,8 @@ class VariationalGaussianMixture(MixtureEstimator):
     final ELBO, a bound on ln p(X)), `lower_bound_history_` (one ELBO per iteration), `n_iter_`,
     `converged_`, `n_failed_starts_` (as EM's), `n_features_in_`, and the priors actually used:
     `weight_concentration_prior_`, `mean_precision_prior_`, `mean_prior_`,
-    `degrees_of_freedom_prior_`, `covariance_prior_`.
+    `degrees_of_freedom_prior_`, `covariance_prior_`; `parameters_` holds `weights_`,
+    `means_` and `covariances_` as one `MixtureParameters`, as EM's does.
 
     """
 
@@ -804,27 +805,37 @@ class VariationalGaussianMixture(MixtureEstimator):
     ) -> dict[str, np.ndarray]:
         """Draws from q: weights (S, K), means (S, K, D), covariances (S, K, D, D).
 
-        pi ~ Dir(alpha); Lambda_k ~ W(W_k, nu_k) by the Bartlett decomposition Lambda_k = F F^T
-        with F = U_k A (A lower triangular, A_ii^2 ~ chi^2(nu_k - i + 1), A_ij ~ N(0, 1) below);
-        Sigma_k = Lambda_k^-1 = G^T G with G = F^-1 (one triangular-factor solve); and
-        mu_k = m_k + G^T z / sqrt(beta_k), z ~ N(0, I), so Cov(mu_k | Lambda_k) = Sigma_k / beta_k.
-        `random_state` defaults to the estimator's.
+        See `draw_posterior`; `random_state` defaults to the estimator's.
         """
         posterior = self.posterior_
         n_draws = check_integer("n_draws", n_draws)
         rng = np.random.default_rng(self.random_state if random_state is None else random_state)
-        weights = rng.dirichlet(posterior.weight_concentration, size=n_draws)
-        bartlett = bartlett_factors(
-            posterior.degrees_of_freedom, posterior.means.shape[1], n_draws, rng
-        )
-        factors = posterior.scale_cholesky[None] @ bartlett  # (S, K, D, D): F with Lambda = F F^T
-        identity = np.broadcast_to(np.eye(factors.shape[-1]), factors.shape)
-        inverse = np.linalg.solve(factors, identity)  # G = F^-1
-        covariances = np.swapaxes(inverse, -1, -2) @ inverse
-        normals = rng.standard_normal((n_draws, *posterior.means.shape))
-        scaled = normals / np.sqrt(posterior.mean_precision)[None, :, None]
-        means = posterior.means[None] + np.einsum("skji,skj->ski", inverse, scaled)
-        return {"weights": weights, "means": means, "covariances": covariances}
+        return draw_posterior(posterior, n_draws, rng)
+
+
+def draw_posterior(
+    posterior: VariationalPosterior, n_draws: int, rng: np.random.Generator
+) -> dict[str, np.ndarray]:
+    """Draws from q: weights (S, K), means (S, K, D), covariances (S, K, D, D).
+
+    pi ~ Dir(alpha); Lambda_k ~ W(W_k, nu_k) by the Bartlett decomposition Lambda_k = F F^T
+    with F = U_k A (A lower triangular, A_ii^2 ~ chi^2(nu_k - i + 1), A_ij ~ N(0, 1) below);
+    Sigma_k = Lambda_k^-1 = G^T G with G = F^-1 (one triangular-factor solve); and
+    mu_k = m_k + G^T z / sqrt(beta_k), z ~ N(0, I), so Cov(mu_k | Lambda_k) = Sigma_k / beta_k.
+    A saved q (e.g. read back from a file) is drawn from without an estimator.
+    """
+    weights = rng.dirichlet(posterior.weight_concentration, size=n_draws)
+    bartlett = bartlett_factors(
+        posterior.degrees_of_freedom, posterior.means.shape[1], n_draws, rng
+    )
+    factors = posterior.scale_cholesky[None] @ bartlett  # (S, K, D, D): F with Lambda = F F^T
+    identity = np.broadcast_to(np.eye(factors.shape[-1]), factors.shape)
+    inverse = np.linalg.solve(factors, identity)  # G = F^-1
+    covariances = np.swapaxes(inverse, -1, -2) @ inverse
+    normals = rng.standard_normal((n_draws, *posterior.means.shape))
+    scaled = normals / np.sqrt(posterior.mean_precision)[None, :, None]
+    means = posterior.means[None] + np.einsum("skji,skj->ski", inverse, scaled)
+    return {"weights": weights, "means": means, "covariances": covariances}
 
 
 def bartlett_factors(

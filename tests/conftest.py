@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from em_reference import GaussianMixtureEM, seed7907
+from em_reference import GaussianMixtureEM, VariationalGaussianMixture, seed7907
 
 HASKELL_CSV = Path(__file__).parent / "data" / "seed7907_haskell.csv"
 
@@ -36,6 +36,29 @@ def seed_em(seed_data) -> GaussianMixtureEM:
     """EM fitted on seed-7907 from the seed program's initial values."""
     X, _ = seed_data
     return GaussianMixtureEM(seed7907.N_COMPONENTS, init=seed7907.INITIAL).fit(X)
+
+
+def q_moments(fit: VariationalGaussianMixture) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Mean and SD under q of weights (K,), means (K, D) and covariances (K, D, D).
+
+    Dirichlet(alpha) weights; mu_k's marginal is a Student t with covariance
+    W_k^-1 / (beta_k (nu_k - D - 1)); Sigma_k ~ inverse Wishart(Psi = W_k^-1, nu_k), with
+    mean Psi / (nu - D - 1) and Var(Sigma_ij) = ((nu - D + 1) Psi_ij^2 + (nu - D - 1) Psi_ii
+    Psi_jj) / ((nu - D) (nu - D - 1)^2 (nu - D - 3)).
+    """
+    alpha, beta, nu = fit.weight_concentration_, fit.mean_precision_, fit.degrees_of_freedom_
+    d = fit.means_.shape[1]
+    total = alpha.sum()
+    weights = (alpha / total, np.sqrt(alpha * (total - alpha) / (total**2 * (total + 1))))
+    psi = np.linalg.inv(fit.scale_cholesky_ @ np.swapaxes(fit.scale_cholesky_, 1, 2))
+    diagonal = np.diagonal(psi, axis1=1, axis2=2)  # (K, D)
+    means = (fit.means_, np.sqrt(diagonal / (beta * (nu - d - 1))[:, None]))
+    a = (nu - d)[:, None, None]
+    variance = ((a + 1) * psi**2 + (a - 1) * diagonal[:, :, None] * diagonal[:, None, :]) / (
+        a * (a - 1) ** 2 * (a - 3)
+    )
+    covariances = (psi / (a - 1), np.sqrt(variance))
+    return {"weights": weights, "means": means, "covariances": covariances}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -157,3 +180,12 @@ def seed_fake_posterior(seed_data, seed_em):
     """A fake posterior (4 chains x 250 draws) around the seed program's EM fit on seed-7907."""
     X, _ = seed_data
     return fake_posterior(X, seed_em.parameters_)
+
+
+@pytest.fixture(scope="session")
+def seed_fake_gauss_wishart(seed_data, seed_em):
+    """A fake posterior of NUTS under VB's priors: 4 chains x 62 draws (a quarter of 250, as the
+    report's run under VB's priors has a quarter of the main run's draws), other draws than
+    seed_fake_posterior's."""
+    X, _ = seed_data
+    return fake_posterior(X, seed_em.parameters_, draws=62, random_seed=1)

@@ -21,7 +21,7 @@ from analysis.datasets import load_dataset
 from analysis.em_fits import fit_em
 from analysis.figures import FIGURES
 from analysis.files import dumps
-from analysis.pipeline import Results, results_from, run_uncertainty
+from analysis.pipeline import Results, results_from, run_uncertainty, run_vb
 from analysis.render import render_html, render_markdown
 from analysis.report import write_report
 from analysis.settings import RunSettings
@@ -32,12 +32,15 @@ SETTINGS = RunSettings(n_components=3, random_seed=0, draws=250, tune=0, chains=
 
 
 @pytest.fixture(scope="module")
-def seed_results(seed_fake_posterior) -> Results:
-    """seed-7907, both EM runs and the fake posterior, as one Results value."""
+def seed_results(seed_fake_posterior, seed_fake_gauss_wishart) -> Results:
+    """seed-7907, both EM runs, VB, and fake posteriors for both NUTS runs, as one Results."""
     dataset = load_dataset("seed7907")
     fits = fit_em(dataset, 3, random_seed=0)
     uncertainty = run_uncertainty(dataset, fits, SETTINGS)
-    return results_from(dataset, fits, uncertainty, seed_fake_posterior, SETTINGS)
+    vb = run_vb(dataset, fits)
+    return results_from(
+        dataset, fits, uncertainty, seed_fake_posterior, SETTINGS, vb, seed_fake_gauss_wishart
+    )
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +118,11 @@ def test_em_and_sampler_sections(seed_comparison, seed_em):
     sampler = seed_comparison["sampler"]
     for key in ("divergences", "max_rhat", "min_ess_bulk", "min_ess_tail", "ok", "problems"):
         assert key in sampler
-    assert seed_comparison["warnings"] == [f"sampler: {p}" for p in sampler["problems"]]
+    gauss_wishart = seed_comparison["gauss_wishart_sampler"]
+    assert seed_comparison["warnings"] == [f"sampler: {p}" for p in sampler["problems"]] + [
+        f"sampler (VB's priors): {p}" for p in gauss_wishart["problems"]
+    ]
+    assert (gauss_wishart["chains"], gauss_wishart["draws"]) == (4, 62)
 
 
 def test_report_files_are_complete_and_self_contained(seed_results, tmp_path):
@@ -135,7 +142,9 @@ def test_report_files_are_complete_and_self_contained(seed_results, tmp_path):
         "Point estimates",
         "Clustering accuracy",
         "Confusion matrix: posterior",
+        "VB SD / NUTS SD under the same priors",
         "EM convergence",
+        "VB fit",
         "Sampler diagnostics",
     ):
         assert f"## {heading}" in summary
@@ -232,4 +241,4 @@ def test_a_truncated_posterior_is_never_passed_on_or_saved(tmp_path):
     _check_complete(truncated, 2, 40)
     settings = RunSettings(n_components=3, random_seed=0, draws=100, tune=100, chains=2)
     with pytest.raises(ValueError, match="2 chains of 40 draws, not the 2 of 100 asked for"):
-        check_complete(truncated, settings)
+        check_complete(truncated, settings.chains, settings.draws)

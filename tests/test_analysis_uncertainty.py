@@ -27,7 +27,13 @@ from analysis.tables import DASH, build_tables, se_ratio_sentence
 
 N_BOOT = 60
 SETTINGS = RunSettings(
-    n_components=3, random_seed=7907, draws=250, tune=0, chains=4, bootstrap=N_BOOT
+    n_components=3,
+    random_seed=7907,
+    draws=250,
+    tune=0,
+    chains=4,
+    bootstrap=N_BOOT,
+    methods=("em", "nuts"),
 )
 GROUPS = ("weights", "means", "covariances")
 

@@ -15,7 +15,7 @@ import pytest
 from analysis.cli import main
 from analysis.datasets import load_dataset, read_csv
 from analysis.files import write_manifest
-from em_reference import seed7907
+from em_reference import GaussianMixtureEM, seed7907
 
 
 def test_help_explains_every_subcommand_and_option(run_gmm_compare):
@@ -36,6 +36,7 @@ def test_help_explains_every_subcommand_and_option(run_gmm_compare):
         "--json",
         "--quiet",
         "--bootstrap",
+        "--methods",
         "seed42",
         "seed1000",
     ):
@@ -311,9 +312,7 @@ def test_report_without_saved_results_is_one_line(existing_report, run_gmm_compa
     result = run_gmm_compare("report", "--out", existing_report)
     assert result.returncode == 2
     assert len(result.stderr.splitlines()) == 1
-    assert "no saved results to rebuild from (missing posterior.nc, em.json, data.csv)" in (
-        result.stderr
-    )
+    assert "no saved results to rebuild from (missing em.json, data.csv)" in result.stderr
     assert _snapshot(existing_report) == before
 
 
@@ -438,3 +437,64 @@ def test_select_refuses_bad_k_ranges_and_methods_in_one_line(option, value, mess
     assert main(["select", "seed42", "--methods", "em", option, value, "--out", "x"]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+
+
+def test_methods_em_only_writes_an_em_report_without_sampling(tmp_path, capsys):
+    out = tmp_path / "em_only"
+    argv = ["seed42", "--methods", "em", "--bootstrap", "0", "--out", str(out), "--json"]
+    assert main(argv) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["methods"] == ["em"] and printed["sampler"] is None and printed["vb"] is None
+    assert {p.name for p in out.iterdir()} == {
+        "gmm-compare-manifest.json",
+        "em.json",
+        "data.csv",
+        "comparison.json",
+        "summary.md",
+        "index.html",
+        "figures",
+    }
+    rows = printed["parameters"]
+    assert all(row["posterior_mean"] is None and row["vb_mean"] is None for row in rows)
+    X = load_dataset("seed42").X
+    fit = GaussianMixtureEM(3, n_init=10, random_state=0).fit(X)
+    weights = [row["em"]["restarts"] for row in rows if row["group"] == "weights"]
+    assert sorted(weights) == pytest.approx(sorted(fit.weights_), abs=1e-10)
+
+
+def test_methods_em_vb_saves_vb_and_the_report_rebuilds_from_it(tmp_path, capsys, run_gmm_compare):
+    out = tmp_path / "em_vb"
+    assert main(["seed42", "--methods", "em,vb", "--bootstrap", "0", "--out", str(out), "-q"]) == 0
+    assert (out / "vb.json").is_file() and not (out / "posterior.nc").exists()
+    first = (out / "comparison.json").read_text()
+    saved = json.loads(first)
+    assert saved["methods"] == ["em", "vb"] and saved["vb"]["converged"]
+    assert all(row["vb_mean"] is not None for row in saved["parameters"])
+    assert all(row["vb_sd_ratio"] is None for row in saved["parameters"])
+    (out / "comparison.json").unlink()
+    result = run_gmm_compare("report", "--out", out, "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert (out / "comparison.json").read_text() == first
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("em,gibbs", "--methods: must be a comma-separated subset of em,vb,nuts, got 'em,gibbs'"),
+        ("vb,nuts", "methods must be a subset of em,vb,nuts that includes em"),
+    ],
+)
+@pytest.mark.parametrize("command", ["compare", "sample"])
+def test_bad_methods_are_one_line_exit_2(tmp_path, capsys, command, value, message):
+    assert main([command, "--methods", value, "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("gmm-compare: error: ") and message in err and err.count("\n") == 1
+    assert not (tmp_path / "r").exists()
+
+
+def test_sample_with_em_only_saves_em_and_says_there_is_no_sampler(tmp_path, capsys):
+    out = tmp_path / "saved"
+    argv = ["sample", "seed42", "--methods", "em", "--bootstrap", "0", "--out", str(out), "--json"]
+    assert main(argv) == 0
+    assert json.loads(capsys.readouterr().out) == {"path": str(out), "sampler": None}
+    assert {p.name for p in out.iterdir()} == {"gmm-compare-manifest.json", "em.json", "data.csv"}

@@ -22,7 +22,9 @@ REPORT_FILES = {
     "summary.md",
     "comparison.json",
     "em.json",
+    "vb.json",
     "posterior.nc",
+    "posterior_gauss_wishart.nc",
     "data.csv",
     "figures",
 }

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -128,9 +129,14 @@ def test_names_label_every_figure_axis(iris_report):
 def test_the_pairs_plot_comes_after_the_clusterings_with_its_caption(iris_report):
     folder, _, _ = iris_report
     shown = sorted(p.stem for p in (folder / "figures").iterdir())
-    assert shown == sorted(figures.figure_names(4)) == sorted([*figures.FIGURES, "pairs"])
-    assert figures.figure_names(4).index("pairs") == figures.FIGURES.index("misclassified")
-    assert figures.figure_names(2) == figures.FIGURES
+    every_method = {"idata": 1, "vb": 1, "idata_gauss_wishart": 1}
+    four, two = (
+        figures.figure_names(SimpleNamespace(**every_method, dataset=SimpleNamespace(n_features=d)))
+        for d in (4, 2)
+    )
+    assert shown == sorted(four) == sorted([*figures.FIGURES, "pairs"])
+    assert four.index("pairs") == figures.FIGURES.index("posterior_clusters") + 1
+    assert two == figures.FIGURES
     page = (folder / "index.html").read_text()
     assert page.count("<img ") == len(figures.FIGURES) + 1
     assert figures.CAPTIONS["pairs"].replace("'", "&#x27;") in page

@@ -15,7 +15,7 @@ from scipy import special, stats
 from sklearn.mixture import BayesianGaussianMixture
 
 from analysis.datasets import load_dataset
-from em_reference import ConvergenceWarning, NotFittedError, seed7907
+from em_reference import ConvergenceWarning, MixtureParameters, NotFittedError, seed7907
 from em_reference.em import expectation_step
 from em_reference.likelihood import precisions_cholesky
 from em_reference.variational import (
@@ -458,9 +458,24 @@ def test_a_single_point_needs_an_explicit_covariance_prior():
     np.testing.assert_allclose(fit.means_, [[1.0, 2.0]])
 
 
+def test_parameters_are_e_q_weights_and_e_q_precision_inverse_like_ems(seed_pair):
+    """parameters_ holds weights alpha_k / sum alpha and covariances (nu_k W_k)^-1, read by
+    MixtureParameters.from_any as it reads EM's."""
+    ours, _ = seed_pair
+    parameters = MixtureParameters.from_any(ours)
+    alpha, nu = ours.weight_concentration_, ours.degrees_of_freedom_
+    scale = ours.scale_cholesky_ @ np.swapaxes(ours.scale_cholesky_, 1, 2)  # W_k
+    np.testing.assert_allclose(parameters.weights, alpha / alpha.sum(), rtol=1e-14)
+    np.testing.assert_array_equal(parameters.means, ours.means_)
+    expected = np.linalg.inv(nu[:, None, None] * scale)
+    np.testing.assert_allclose(parameters.covariances, expected, rtol=1e-12)
+
+
 def test_unfitted_estimator_says_so():
     with pytest.raises(NotFittedError, match="fit"):
         VariationalGaussianMixture(2).predict(np.zeros((3, 2)))
+    with pytest.raises(NotFittedError, match="fit"):
+        _ = VariationalGaussianMixture(2).parameters_
     fit = VariationalGaussianMixture(1).fit(np.random.default_rng(0).normal(size=(5, 2)))
     with pytest.raises(ValueError, match="n_draws"):
         fit.sample_posterior(0)
