@@ -247,11 +247,18 @@ def vb_ratio_table(comparison: dict[str, Any]) -> Table:
         "the two NUTS runs side by side (default priors against VB's) show the priors' "
         "influence.",
         f"NUTS under VB's priors: {gw['chains']} chains {TIMES} {gw['draws']} draws after "
-        f"{gw['tune']} tuning steps (1/{GAUSS_WISHART_SHARE} of the main run's, to keep the job "
-        "short); the MC error combines both SDs' Monte Carlo errors (ArviZ's mcse_sd for NUTS, "
+        f"{gw['tune']} tuning steps{gauss_wishart_share_note()}; the MC error combines both "
+        "SDs' Monte Carlo errors (ArviZ's mcse_sd for NUTS, "
         f"the spread of the SD over {VB_DRAWS:,} independent draws for VB).",
     ]
     return Table("VB SD / NUTS SD under the same priors", headers, rows, notes)
+
+
+def gauss_wishart_share_note() -> str:
+    """How the run under VB's priors is sized against the main run, for the ratio table's notes."""
+    if GAUSS_WISHART_SHARE == 1:
+        return " (as the main run)"
+    return f" (1/{GAUSS_WISHART_SHARE} of the main run's, to keep the job short)"
 
 
 PLUS_MINUS = "\N{PLUS-MINUS SIGN}"

@@ -184,8 +184,8 @@ def seed_fake_posterior(seed_data, seed_em):
 
 @pytest.fixture(scope="session")
 def seed_fake_gauss_wishart(seed_data, seed_em):
-    """A fake posterior of NUTS under VB's priors: 4 chains x 62 draws (a quarter of 250, as the
-    report's run under VB's priors has a quarter of the main run's draws), other draws than
-    seed_fake_posterior's."""
+    """A fake posterior of NUTS under VB's priors: 4 chains x 250 draws (the main run's sizes,
+    as `analysis.settings.GAUSS_WISHART_SHARE` = 1 gives), other draws than seed_fake_posterior's.
+    """
     X, _ = seed_data
-    return fake_posterior(X, seed_em.parameters_, draws=62, random_seed=1)
+    return fake_posterior(X, seed_em.parameters_, draws=250, random_seed=1)

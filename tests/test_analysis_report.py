@@ -122,7 +122,7 @@ def test_em_and_sampler_sections(seed_comparison, seed_em):
     assert seed_comparison["warnings"] == [f"sampler: {p}" for p in sampler["problems"]] + [
         f"sampler (VB's priors): {p}" for p in gauss_wishart["problems"]
     ]
-    assert (gauss_wishart["chains"], gauss_wishart["draws"]) == (4, 62)
+    assert (gauss_wishart["chains"], gauss_wishart["draws"]) == (4, 250)
 
 
 def test_report_files_are_complete_and_self_contained(seed_results, tmp_path):
