@@ -124,7 +124,11 @@ def run_nuts_gauss_wishart(
 
     draws, tune, chains = gauss_wishart_sizes(settings)
     model = build_model(
-        dataset.X, n_components=settings.n_components, prior="gauss-wishart", **vb.priors
+        dataset.X,
+        n_components=settings.n_components,
+        prior="gauss-wishart",
+        names=dataset.names,
+        **vb.priors,
     )
     idata = sample_posterior(
         model,

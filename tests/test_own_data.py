@@ -236,6 +236,8 @@ def test_iris_end_to_end_keeps_the_names_in_every_saved_file(tmp_path, run_gmm_c
     for group, variable in (("posterior", "means"), ("observed_data", "X")):
         assert idata[group][variable].coords["dim"].values.tolist() == list(NAMES)
     assert idata.posterior["covariances"].coords["dim_bis"].values.tolist() == list(NAMES)
+    under_vb_priors = load_posterior(out / "posterior_gauss_wishart.nc")
+    assert under_vb_priors.posterior["means"].coords["dim"].values.tolist() == list(NAMES)
     saved = json.loads((out / "comparison.json").read_text())
     assert "means[0, petal_length]" in [row["parameter"] for row in saved["parameters"]]
     assert (out / "figures" / "pairs.png").is_file()
