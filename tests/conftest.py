@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -110,6 +111,20 @@ def seed_posterior(seed_data, seed_em):
 
 # ---------------------------------------------------------------------------------------------
 # A posterior without sampling: for tests of what is built from a DataTree (tables, rendering).
+
+
+def seed7907_results(settings: Any, posterior: Any, gauss_wishart: Any) -> Any:
+    """seed-7907's Results: both EM runs, their uncertainty under settings, VB, and the given
+    (fake) posteriors of the two NUTS runs."""
+    from analysis.datasets import load_dataset
+    from analysis.em_fits import fit_em
+    from analysis.pipeline import results_from, run_uncertainty, run_vb
+
+    dataset = load_dataset("seed7907")
+    fits = fit_em(dataset, 3, random_seed=0)
+    uncertainty = run_uncertainty(dataset, fits, settings)
+    vb = run_vb(dataset, fits)
+    return results_from(dataset, fits, uncertainty, posterior, settings, vb, gauss_wishart)
 
 
 def fake_posterior(

@@ -17,16 +17,16 @@ from matplotlib.image import imread
 
 from analysis import figures
 from analysis.comparison import arviz_summary, compare, posterior_summary
-from analysis.datasets import load_dataset
 from analysis.em_fits import fit_em
 from analysis.figures import FIGURES
 from analysis.files import dumps
-from analysis.pipeline import Results, results_from, run_uncertainty, run_vb
+from analysis.pipeline import Results, results_from
 from analysis.render import render_html, render_markdown
 from analysis.report import write_report
 from analysis.settings import RunSettings
 from analysis.tables import build_tables
 from em_reference import seed7907
+from tests.conftest import seed7907_results
 
 SETTINGS = RunSettings(n_components=3, random_seed=0, draws=250, tune=0, chains=4, bootstrap=200)
 
@@ -34,13 +34,7 @@ SETTINGS = RunSettings(n_components=3, random_seed=0, draws=250, tune=0, chains=
 @pytest.fixture(scope="module")
 def seed_results(seed_fake_posterior, seed_fake_gauss_wishart) -> Results:
     """seed-7907, both EM runs, VB, and fake posteriors for both NUTS runs, as one Results."""
-    dataset = load_dataset("seed7907")
-    fits = fit_em(dataset, 3, random_seed=0)
-    uncertainty = run_uncertainty(dataset, fits, SETTINGS)
-    vb = run_vb(dataset, fits)
-    return results_from(
-        dataset, fits, uncertainty, seed_fake_posterior, SETTINGS, vb, seed_fake_gauss_wishart
-    )
+    return seed7907_results(SETTINGS, seed_fake_posterior, seed_fake_gauss_wishart)
 
 
 @pytest.fixture(scope="module")

@@ -18,13 +18,13 @@ from analysis.comparison import compare
 from analysis.datasets import load_dataset
 from analysis.em_fits import fit_em
 from analysis.files import dumps
-from analysis.pipeline import results_from, run_uncertainty, run_vb
+from analysis.pipeline import results_from, run_vb
 from analysis.report import write_report
 from analysis.saved import load_results, save_results
 from analysis.settings import RunSettings
 from analysis.tables import build_tables
 from em_reference import VariationalGaussianMixture
-from tests.conftest import q_moments
+from tests.conftest import q_moments, seed7907_results
 
 SETTINGS = RunSettings(n_components=3, random_seed=0, draws=250, tune=0, chains=4, bootstrap=0)
 VB_DRAWS_USED = 20_000
@@ -36,13 +36,7 @@ TAIL = 0.03
 @pytest.fixture(scope="module")
 def vb_results(seed_fake_posterior, seed_fake_gauss_wishart):
     """seed-7907: EM, VB (default priors) and fake posteriors of both NUTS runs."""
-    dataset = load_dataset("seed7907")
-    fits = fit_em(dataset, 3, random_seed=0)
-    uncertainty = run_uncertainty(dataset, fits, SETTINGS)
-    vb = run_vb(dataset, fits)
-    return results_from(
-        dataset, fits, uncertainty, seed_fake_posterior, SETTINGS, vb, seed_fake_gauss_wishart
-    )
+    return seed7907_results(SETTINGS, seed_fake_posterior, seed_fake_gauss_wishart)
 
 
 @pytest.fixture(scope="module")
