@@ -445,10 +445,15 @@ def note(args: argparse.Namespace) -> Callable[[str], None] | None:
 def quiet_libraries(args: argparse.Namespace) -> None:
     """With --quiet or --json, keep PyMC's and PyTensor's informational logging off."""
     if args.quiet or args.json:
-        import pymc  # noqa: F401  (importing PyMC sets its logger to INFO: set levels after it)
+        silence_libraries()
 
-        for name in ("pymc", "pytensor"):
-            logging.getLogger(name).setLevel(logging.ERROR)
+
+def silence_libraries() -> None:
+    """Keep PyMC's and PyTensor's logging to errors (our own lines report what they would)."""
+    import pymc  # noqa: F401  (importing PyMC sets its logger to INFO: set levels after it)
+
+    for name in ("pymc", "pytensor"):
+        logging.getLogger(name).setLevel(logging.ERROR)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -627,12 +632,18 @@ def command_select(args: argparse.Namespace) -> int:
     check_components(dataset, ks[-1])
     name = load_dataset_key(dataset_name(args))
     target = args.out if args.out is not None else REPORTS / f"{name}-select"
-    quiet_libraries(args)
+    silence_libraries()  # one progress line per K is ours; PyMC's would repeat per K
     verbose = not (args.quiet or args.json)
 
     def progress(row: Any) -> None:
         if verbose:
             print(row.describe(), file=sys.stderr, flush=True)
+
+    if verbose and "nuts" in args.methods:
+        from models.sampling import FIRST_COMPILE_NOTICE, numba_cache_is_empty
+
+        if numba_cache_is_empty():
+            print(FIRST_COMPILE_NOTICE, file=sys.stderr, flush=True)
 
     with staged_folder(
         target, recognised=SELECTION_NAMES, before_publish=check_not_interrupted
@@ -732,6 +743,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with interrupts_unwind(), warnings.catch_warnings():
             warnings.showwarning = _show_warning
+            # Said once per compile folder when PyTensor first looks for a BLAS for its C
+            # backend; every function here is compiled by Numba, which needs none.
+            warnings.filterwarnings("ignore", message="PyTensor could not link to a BLAS")
             args = parse(argv)
             code = args.handler(args)
         check_not_interrupted()

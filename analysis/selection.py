@@ -19,6 +19,7 @@ divergences, relabelled draws, nearly empty components, Pareto k) rather than hi
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import time
@@ -415,7 +416,9 @@ def fit_nuts(
         progressbar=False,
         predictions=False,
     )
-    diagnostics = diagnose(idata)
+    # At K = 1 the single weight is 1 in every draw: its R-hat is 0/0, taken care of below.
+    with np.errstate(invalid="ignore") if k == 1 else contextlib.nullcontext():
+        diagnostics = diagnose(idata)
     posterior = idata.posterior.to_dataset()
     elpd = psis_loo(posterior, pointwise_log_likelihood(X, posterior))
     n_draws = posterior.sizes["chain"] * posterior.sizes["draw"]

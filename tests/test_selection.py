@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -253,3 +254,15 @@ def test_nuts_columns_are_filled_and_the_true_k_is_clean(full_selection):
     assert three.pareto_k_bad == 0
     two = full_selection.rows[1]
     assert -two.elpd_diff > 5 * two.elpd_diff_se
+
+
+@pytest.mark.sampling
+def test_one_component_fit_raises_no_numerical_warning():
+    # At K = 1 the weight is 1 in every draw, so its R-hat is 0/0; that is reported as a NaN
+    # the row replaces, not as a RuntimeWarning on the user's terminal.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        result = select_components(
+            load_dataset("seed-7907").X, [1], methods=("nuts",), draws=50, tune=50
+        )
+    assert math.isfinite(result.rows[0].max_rhat)
