@@ -658,7 +658,7 @@ def _draw_em(ax: Any, result: SelectionResult) -> None:
         ks, values = _series(result, name)
         ax.plot(ks, values, marker="o", color=colour, label=name.upper())
         _mark_choice(ax, result, name, getattr(result.choice, name), colour)
-    ax.set_title("EM: BIC and ICL (lower is better)")
+    ax.set_title("EM: BIC and ICL\n(lower is better)")
     ax.set_ylabel("-2 log L + penalty")
     ax.legend()
 
@@ -674,11 +674,13 @@ def _draw_vb(ax: Any, result: SelectionResult) -> None:
                 f"{row.vb_effective_components} used",
                 (row.k, row.elbo),
                 textcoords="offset points",
-                xytext=(0, -14),
+                xytext=(0, -11),
                 ha="center",
+                va="top",
                 fontsize=8,
             )
-    ax.set_title("VB: ELBO (higher is better)")
+    ax.margins(x=0.08, y=0.15)  # room for the outermost points' labels inside the axes
+    ax.set_title("VB: ELBO\n(higher is better)")
     ax.set_ylabel("evidence lower bound")
 
 
@@ -705,7 +707,7 @@ def _draw_nuts(ax: Any, result: SelectionResult) -> None:
         label="problems flagged",
     )
     _mark_choice(ax, result, "elpd_loo", result.choice.loo, "tab:purple")
-    ax.set_title("NUTS: PSIS-LOO elpd ± SE (higher is better)")
+    ax.set_title("NUTS: PSIS-LOO elpd ± SE\n(higher is better)")
     ax.set_ylabel("elpd_loo")
     if flagged:
         ax.legend()

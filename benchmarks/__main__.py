@@ -28,12 +28,13 @@ from benchmarks import (
     nuts,
     report,
     scaling,
+    selection,
     simulation,
     uncertainty,
     variational,
 )
 
-SECTIONS = ("em", "vb", "nuts", "e2e", "scaling", "bootstrap", "simulate")
+SECTIONS = ("em", "vb", "nuts", "e2e", "scaling", "bootstrap", "simulate", "select")
 HERE = Path(__file__).resolve().parent
 # Other NUTS implementations run in a throwaway overlay environment (uv run --with), so that
 # installing them never changes the project's environment (with nutpie installed, pm.sample's
@@ -175,6 +176,7 @@ SECTION_KEYS = {
     "scaling": ("scaling", "scaling_plot"),
     "bootstrap": ("bootstrap",),
     "simulate": ("simulate",),
+    "select": ("select",),
 }
 
 
@@ -240,6 +242,10 @@ def main(argv: list[str] | None = None) -> int:
         save(results, args.out, started)
     if "simulate" in sections:
         results["simulate"] = simulation.run(args.quick)
+        save(results, args.out, started)
+    if "select" in sections:
+        print("select: gmm-compare select on seed-7907, warm", flush=True)
+        results["select"] = selection.run(args.quick)
         save(results, args.out, started)
     if "e2e" in sections:
         print("end to end: gmm-compare cold, then warm", flush=True)

@@ -323,8 +323,28 @@ def simulate_section(result: dict[str, Any] | None) -> list[str]:
     return [*lines, ""]
 
 
+def select_section(result: dict[str, Any] | None) -> list[str]:
+    """`gmm-compare select` warm: median wall seconds against the goal, seconds per method."""
+    if not result:
+        return []
+    verdict = "goal met" if result["goal_met"] else "goal missed"
+    methods = ", ".join(f"{name} {sec:.1f} s" for name, sec in result["method_seconds"].items())
+    rounds = ", ".join(f"{run['seconds']:.1f}" for run in result["runs"])
+    return [
+        "## Choosing K: `gmm-compare select`, warm",
+        "",
+        f"- `{result['command']}`: median {result['median_seconds']:.1f} s over "
+        f"{len(result['runs'])} warm runs ({rounds}); goal ≤ {result['goal_seconds']:g} s: "
+        f"{verdict}",
+        f"- summed over K (median): {methods}",
+        f"- load average before / after: {result['load_average_before']:.1f} / "
+        f"{result['load_average_after']:.1f}",
+        "",
+    ]
+
+
 def write_markdown(results: dict[str, Any], path: Path) -> Path:
-    """results.md: machine, EM, NUTS, end to end, scaling, bootstrap, simulation study, notes."""
+    """results.md: machine, EM, NUTS, end to end, scaling, bootstrap, simulation, select, notes."""
     lines = [
         "# Benchmarks",
         "",
@@ -340,6 +360,7 @@ def write_markdown(results: dict[str, Any], path: Path) -> Path:
         *scaling_section(results.get("scaling", []), results.get("scaling_plot")),
         *bootstrap_section(results.get("bootstrap")),
         *simulate_section(results.get("simulate")),
+        *select_section(results.get("select")),
     ]
     notes = results.get("notes", [])
     if notes:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from benchmarks import __main__ as command
-from benchmarks import em_speed, nuts, report, timing, uncertainty, variational
+from benchmarks import em_speed, nuts, report, selection, timing, uncertainty, variational
 from benchmarks.tutorial_em import tutorial_em
 from em_reference import GaussianMixtureEM, seed7907
 
@@ -154,3 +154,33 @@ def test_the_simulation_section_reports_the_speedup_against_its_goal():
     lines = report.simulate_section(result)
     assert any("x1.50 (goal x1.7: goal missed)" in line for line in lines)
     assert any(line.startswith("| 2 | 8 | 80 | 9.00 | nuts 5.0 | 25.0 (18.0)") for line in lines)
+
+
+def test_select_section_states_the_median_against_the_goal():
+    run = {"seconds": 80.0, "method_seconds": {"em": 2.0, "vb": 3.0, "nuts": 70.0}}
+    result = {
+        "command": "gmm-compare select seed7907",
+        "runs": [run, run | {"seconds": 95.0}, run | {"seconds": 84.0}],
+        "median_seconds": 84.0,
+        "method_seconds": {"em": 2.0, "vb": 3.0, "nuts": 70.0},
+        "goal_seconds": 90.0,
+        "goal_met": True,
+        "load_average_before": 1.0,
+        "load_average_after": 1.5,
+    }
+    lines = report.select_section(result)
+    assert any("median 84.0 s over 3 warm runs (80.0, 95.0, 84.0)" in line for line in lines)
+    assert any("goal ≤ 90 s: goal met" in line for line in lines)
+    assert any("em 2.0 s, vb 3.0 s, nuts 70.0 s" in line for line in lines)
+    assert report.select_section(result | {"goal_met": False})[2].endswith("goal missed")
+
+
+@pytest.mark.sampling
+def test_quick_select_benchmark_times_the_command_and_each_method():
+    result = selection.run(quick=True)
+    assert result["command"].startswith("gmm-compare select seed7907 -k 1:2")
+    assert len(result["runs"]) == 1
+    assert result["median_seconds"] == result["runs"][0]["seconds"]
+    seconds = result["method_seconds"]
+    assert seconds["em"] > 0 and seconds["vb"] > 0 and seconds["nuts"] > 0
+    assert seconds["em"] + seconds["vb"] + seconds["nuts"] < result["median_seconds"]
