@@ -137,23 +137,27 @@ def test_the_simulation_section_reports_the_speedup_against_its_goal():
         "replicates": 8,
         "wall_seconds": 80.0,
         "replicates_per_minute": 6.0,
+        "rounds_per_minute": [6.0, 5.5, 6.5],
         "method_seconds": {"nuts": 5.0},
         "nuts_first_seconds": 25.0,
         "nuts_compile_seconds": 18.0,
-        "load_average_before": 2.0,
-        "load_average_after": 2.5,
+        "compiled_in_timed_study": 0,
     }
     result = {
         "settings": {"n_points": 500, "methods": ["nuts"], "chains": 2, "draws": 500, "tune": 500}
-        | {"bootstrap": 200},
+        | {"bootstrap": 200, "replicates": 8},
         "rows": [row, row | {"workers": 2, "replicates_per_minute": 9.0}],
+        "round_speedups": [1.4, 1.5, 1.6],
         "speedup": 1.5,
         "goal_speedup": 1.7,
         "goal_met": False,
+        "load_average_before": 2.0,
+        "load_average_after": 2.5,
     }
     lines = report.simulate_section(result)
-    assert any("x1.50 (goal x1.7: goal missed)" in line for line in lines)
-    assert any(line.startswith("| 2 | 8 | 80 | 9.00 | nuts 5.0 | 25.0 (18.0)") for line in lines)
+    assert any("(x1.40, x1.50, x1.60): x1.50 (goal x1.7: goal missed)" in line for line in lines)
+    two_workers = "| 2 | 8 | 80 | 9.00 (6.0, 5.5, 6.5) | nuts 5.0 | 25.0 (18.0) | 0 |"
+    assert any(line.startswith(two_workers) for line in lines)
 
 
 def test_select_section_states_the_median_against_the_goal():
