@@ -473,9 +473,15 @@ def _compute(
             )
             for r in missing
         ]
+        pending = as_completed(futures)
+        del futures  # as_completed holds them until each is done
         done = reused
-        for computed, future in enumerate(as_completed(futures), start=1):
+        for computed, future in enumerate(pending, start=1):
             store.write(future.result())
+            # Stored: let the worker drop it. A result the client still wants is recomputed
+            # elsewhere when its worker dies, so one killed worker would cost every replicate
+            # it ever ran, not only the one in flight.
+            future.release()
             done += 1
             if progress is not None:
                 progress(done, settings.replicates, computed)

@@ -8,6 +8,7 @@ import signal
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pymc as pm
@@ -219,6 +220,16 @@ def cluster():
         yield local, client
 
 
+def finished_counts(prefix: str, since: float, dask_scheduler: Any = None) -> dict[str, int]:
+    """How often each task whose key starts with prefix reached memory after `since` (a
+    time.time(); the function runs on the scheduler)."""
+    counts: dict[str, int] = {}
+    for key, _, finish, _, _, when in dask_scheduler.transition_log:
+        if str(key).startswith(prefix) and finish == "memory" and when >= since:
+            counts[str(key)] = counts.get(str(key), 0) + 1
+    return counts
+
+
 def stored(out: Path) -> dict[int, dict]:
     """The replicate records in a study folder, by replicate."""
     records = {}
@@ -313,14 +324,18 @@ def test_study_completes_when_a_worker_is_killed(cluster, tmp_path):
             outcome["error"] = error
 
     thread = threading.Thread(target=study)
+    started = time.time()  # the LocalCluster's scheduler runs in this process, on this clock
     thread.start()
     killed = None
     while thread.is_alive() and killed is None:
+        # A worker that has already delivered a replicate, and is running another.
+        delivered = {record["worker"]["pid"] for record in stored(out).values()}
+        pids = client.run(os.getpid)
         busy = [worker for worker, keys in client.processing().items() if keys]
-        if busy and stored(out):
-            pid = client.run(os.getpid, workers=[busy[0]])[busy[0]]
-            os.kill(pid, signal.SIGKILL)
-            killed = pid
+        victims = [pids[worker] for worker in busy if pids.get(worker) in delivered]
+        if victims:
+            os.kill(victims[0], signal.SIGKILL)
+            killed = victims[0]
         time.sleep(0.2)
     thread.join()
     assert "error" not in outcome, outcome.get("error")
@@ -329,3 +344,8 @@ def test_study_completes_when_a_worker_is_killed(cluster, tmp_path):
     assert outcome["run"].computed == 6
     client.wait_for_workers(2)
     assert killed not in client.run(os.getpid).values()
+    # Only the replicate in flight was run again: those the killed worker had delivered were
+    # stored and released, not recomputed (each of the six keys finished once).
+    prefix = f"gmm-compare-replicate-{open_store(out, settings).token}-"
+    finished = client.run_on_scheduler(finished_counts, prefix, started)
+    assert finished == {f"{prefix}{r}": 1 for r in range(1, 7)}
