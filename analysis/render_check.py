@@ -65,8 +65,13 @@ def screenshot(page: Path, out: Path, height: int, chromium: str) -> None:
         raise RuntimeError(f"chromium failed ({done.returncode}): {done.stderr.strip()[-500:]}")
 
 
-def check_screenshot(out: Path) -> list[str]:
-    """Problems visible in the screenshot: blank, or no colour (figures missing)."""
+COLOURED_PIXELS_PER_FIGURE = 1000
+"""Fewer coloured pixels than this per embedded figure means the figures were not drawn: the
+page's text and tables are grey, and a two-panel line plot alone has about 5000."""
+
+
+def check_screenshot(out: Path, figures: int) -> list[str]:
+    """Problems visible in the screenshot: blank, or too little colour for its figures."""
     import matplotlib.image as mpimg
 
     pixels = mpimg.imread(out)[..., :3]
@@ -74,7 +79,7 @@ def check_screenshot(out: Path) -> list[str]:
     if float(pixels.std()) < 0.02:
         problems.append("the screenshot is blank")
     spread = pixels.max(axis=2) - pixels.min(axis=2)
-    if float(np.mean(spread > 0.2)) < 0.005:
+    if int(np.sum(spread > 0.2)) < COLOURED_PIXELS_PER_FIGURE * figures:
         problems.append("the screenshot has almost no colour: figures did not render")
     return problems
 
@@ -97,7 +102,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     html = args.page.read_text(encoding="utf-8")
     screenshot(args.page, args.screenshot, page_height(html), chromium)
-    problems = check_html(html) + check_screenshot(args.screenshot)
+    figures = len(re.findall(r'<img src="data:image/png;base64,', html))
+    problems = check_html(html) + check_screenshot(args.screenshot, figures)
     for problem in problems:
         print(f"render_check: {problem}", file=sys.stderr)
     if not problems:
