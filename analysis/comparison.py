@@ -23,6 +23,7 @@ from analysis.em_uncertainty import EMUncertainty
 from analysis.pipeline import Results
 from analysis.settings import INTERVAL_PROB, UNCERTAIN_BELOW, gauss_wishart_sizes
 from analysis.vb_fits import VBFit, draw_summary
+from em_reference.variational import log_responsibilities
 
 PARAMETERS = ("weights", "means", "covariances")
 
@@ -259,14 +260,21 @@ def clustering(
 
 
 def accuracy_summary(
-    dataset: Dataset, fits: EMFits, membership: np.ndarray | None
+    dataset: Dataset, fits: EMFits, membership: np.ndarray | None, vb: VBFit | None = None
 ) -> dict[str, Any]:
-    """Clustering of every EM run and of the posterior (membership (n, K), None without NUTS)."""
+    """Clustering of every EM run, of VB's q and of the posterior (membership (n, K)).
+
+    VB and the posterior are left out when they were not run (None).
+    """
     k = fits.reference_run.parameters.n_components
     sections = {}
     for name, run in fits.runs.items():
         top = run.responsibilities.max(axis=1)
         sections[name] = clustering(run.labels, top, dataset.labels, k)
+    if vb is not None:
+        # q's responsibilities; VB starts from EM's reference estimate, so its labels are EM's.
+        resp = np.exp(log_responsibilities(dataset.X, vb.posterior))
+        sections["vb"] = clustering(resp.argmax(axis=1), resp.max(axis=1), dataset.labels, k)
     if membership is not None:
         sections["posterior"] = clustering(
             membership.argmax(axis=1), membership.max(axis=1), dataset.labels, k
@@ -448,7 +456,7 @@ def compare(results: Results) -> dict[str, Any]:
         | {"interval_prob": INTERVAL_PROB, "interval": "eti"},
         "methods": list(results.settings.methods),
         "parameters": rows,
-        "accuracy": accuracy_summary(dataset, fits, results.membership),
+        "accuracy": accuracy_summary(dataset, fits, results.membership, results.vb),
         "em": em,
         "em_uncertainty": uncertainty_summary(results.uncertainty),
         "vb": None if results.vb is None else vb_summary(results.vb),

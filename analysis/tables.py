@@ -335,16 +335,18 @@ def accuracy_tables(comparison: dict[str, Any]) -> list[Table]:
         p = acc["published_accuracy"]
         rows.append(["published (seed program)", f"{round(p * n)} of {n}", f"{p:.1%}", DASH, DASH])
     for name, m in methods.items():
-        label = "posterior" if name == "posterior" else f"EM ({name})"
+        label = _clustering_label(name)
         correct = DASH if m["correct"] is None else f"{m['correct']} of {n}"
         accuracy = DASH if m["accuracy"] is None else f"{m['accuracy']:.1%}"
         rows.append(
             [label, correct, accuracy, str(m["uncertain"]), " / ".join(str(c) for c in m["counts"])]
         )
-    notes = [
-        "Uncertain: EM responsibility or posterior membership probability of the most "
-        "probable component below the threshold."
-    ]
+    shown = ["EM responsibility"]
+    if "vb" in methods:
+        shown.append("VB's q responsibility")
+    if "posterior" in methods:
+        shown.append("posterior membership probability")
+    notes = [f"Uncertain: {' or '.join(shown)} of the most probable component below the threshold."]
     if not acc["labels_known"]:
         notes.insert(
             0,
@@ -357,9 +359,14 @@ def accuracy_tables(comparison: dict[str, Any]) -> list[Table]:
     return tables
 
 
+def _clustering_label(name: str) -> str:
+    """The accuracy tables' name for a clustering: an EM run's name, "vb" or "posterior"."""
+    return {"posterior": "posterior", "vb": "VB (q)"}.get(name, f"EM ({name})")
+
+
 def _confusion_table(name: str, confusion: list[list[int]]) -> Table:
     """A confusion matrix: rows are true components, columns estimated ones."""
-    label = "posterior" if name == "posterior" else f"EM ({name})"
+    label = _clustering_label(name)
     headers = ["true \\ estimated", *[str(k) for k in range(len(confusion[0]))]]
     rows = [[str(i), *[str(c) for c in row]] for i, row in enumerate(confusion)]
     return Table(f"Confusion matrix: {label}", headers, rows, [])
