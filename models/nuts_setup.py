@@ -22,6 +22,7 @@ from pymc.blocking import DictToArrayBijection, RaveledVars
 from pymc.step_methods.hmc import quadpotential
 
 from em_reference import MixtureParameters
+from models import numba_products  # noqa: F401  (registers Numba's np.dot for matrix products)
 from models.mixture import value_point
 
 MASS_MATRICES = ("full", "diag")
