@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -98,14 +100,19 @@ def sample_posterior(
     if progressbar and numba_cache_is_empty():
         print(FIRST_COMPILE_NOTICE, file=sys.stderr, flush=True)
     started = time.perf_counter()
-    starts, step = nuts_step(
-        model, parameters, chain_seeds, mass_matrix, compile_kwargs, target_accept
-    )
+    with no_c_compiler(backend):
+        starts, step = nuts_step(
+            model, parameters, chain_seeds, mass_matrix, compile_kwargs, target_accept
+        )
     with exact_numerics():
         trace = SharedFunctionTrace(model=model, test_point=starts[0])
     compile_seconds = time.perf_counter() - started
 
-    with exact_numerics(), threadpool_limits(limits=1 if cores > 1 else None, user_api="blas"):
+    with (
+        exact_numerics(),
+        no_c_compiler(backend),
+        threadpool_limits(limits=1 if cores > 1 else None, user_api="blas"),
+    ):
         idata = pm.sample(
             draws,
             tune=tune,
@@ -134,6 +141,16 @@ def sample_posterior(
     if not predictions:
         return idata
     return _add_predictions(idata, random_seed)
+
+
+def no_c_compiler(backend: str | None) -> AbstractContextManager:
+    """PyTensor without a C compiler inside, unless backend is "c".
+
+    PyMC builds its one-off helpers (the model's initial point, each chain's start) in
+    FAST_COMPILE mode, which on an empty compile cache compiles a dozen C modules with g++,
+    seconds each; without a compiler PyTensor runs them in Python, with the same values.
+    """
+    return contextlib.nullcontext() if backend == "c" else pytensor.config.change_flags(cxx="")
 
 
 class SharedFunctionTrace(NDArray):

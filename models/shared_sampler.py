@@ -31,7 +31,7 @@ from models.nuts_setup import (
     exact_numerics,
     nuts_step_at,
 )
-from models.sampling import BACKEND
+from models.sampling import BACKEND, no_c_compiler
 
 RECORDED = ("weights", "means", "covariances")
 """The quantities kept from every draw."""
@@ -62,9 +62,10 @@ class SharedDataSampler:
         self.model = build_model(X, n_components, shared_data=True)
         self.shape = (X.shape[0], X.shape[1], n_components)
         self.mass_matrix = choose_mass_matrix(self.model, None)
-        self.logp_dlogp = compile_logp_dlogp(
-            self.model, resolve_backend_compile_kwargs(backend, None)
-        )
+        with no_c_compiler(backend):
+            self.logp_dlogp = compile_logp_dlogp(
+                self.model, resolve_backend_compile_kwargs(backend, None)
+            )
         with exact_numerics():
             self._to_values = _value_point_function(self.model)
             self._record = _record_function(self.model)
