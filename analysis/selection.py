@@ -19,7 +19,6 @@ divergences, relabelled draws, nearly empty components, Pareto k) rather than hi
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import time
@@ -416,9 +415,7 @@ def fit_nuts(
         progressbar=False,
         predictions=False,
     )
-    # At K = 1 the single weight is 1 in every draw: its R-hat is 0/0, taken care of below.
-    with np.errstate(invalid="ignore") if k == 1 else contextlib.nullcontext():
-        diagnostics = diagnose(idata)
+    diagnostics = diagnose(idata)
     posterior = idata.posterior.to_dataset()
     elpd = psis_loo(posterior, pointwise_log_likelihood(X, posterior))
     n_draws = posterior.sizes["chain"] * posterior.sizes["draw"]
@@ -436,12 +433,6 @@ def fit_nuts(
         "nuts_seconds": time.perf_counter() - started,
     }
     problems = [f"NUTS: {problem}" for problem in diagnostics.problems]
-    if k == 1:
-        # The single weight is 1 in every draw: its R-hat is undefined (NaN), not a failure.
-        values["max_rhat"] = float(
-            max(azs.rhat(posterior[[name]]).max()[name] for name in ("means", "covariances"))
-        )
-        problems = [problem for problem in problems if "for weights[" not in problem]
     problems += posterior_problems(posterior, diagnostics.relabelled_draws, n_draws)
     if pareto_k_bad:
         problems.append(

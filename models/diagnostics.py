@@ -59,7 +59,7 @@ def diagnose(idata: DataTree, summary: xr.Dataset | None = None) -> Diagnostics:
     DIAGNOSED_VARIABLES (dim `summary` holding "r_hat", "ess_bulk", "ess_tail"): its R-hat and
     ESS are used instead of being computed again.
     """
-    posterior = idata.posterior.to_dataset()[list(DIAGNOSED_VARIABLES)]
+    posterior = varying(idata.posterior.to_dataset()[list(DIAGNOSED_VARIABLES)])
     n_draws = posterior.sizes["chain"] * posterior.sizes["draw"]
     divergences = int(idata.sample_stats["diverging"].sum())
     if summary is None:
@@ -67,7 +67,7 @@ def diagnose(idata: DataTree, summary: xr.Dataset | None = None) -> Diagnostics:
         ess_tail = azs.ess(posterior, method="tail")
         rhat = None
     else:
-        table = summary[list(DIAGNOSED_VARIABLES)]
+        table = summary[list(posterior.data_vars)]
         ess_bulk, ess_tail, rhat = (
             table.sel(summary=name, drop=True) for name in ("ess_bulk", "ess_tail", "r_hat")
         )
@@ -102,6 +102,20 @@ def diagnose(idata: DataTree, summary: xr.Dataset | None = None) -> Diagnostics:
         relabelled_draws=int(attrs.get("relabelled_draws", 0)),
         mass_matrix=str(attrs.get("mass_matrix", "")),
     )
+
+
+def varying(posterior: xr.Dataset) -> xr.Dataset:
+    """The posterior without the variables that are one value in every draw.
+
+    Such a variable (K = 1's weight, always 1) has an R-hat and ESS of 0/0: undefined, not bad.
+    A chain stuck at one value while the others move is kept, and fails.
+    """
+    constant = [
+        name
+        for name, variable in posterior.data_vars.items()
+        if bool((variable.max(("chain", "draw")) == variable.min(("chain", "draw"))).all())
+    ]
+    return posterior.drop_vars(constant)
 
 
 def extreme_scalar(values: xr.Dataset, largest: bool) -> tuple[float, str]:

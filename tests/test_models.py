@@ -7,6 +7,8 @@ session's `seed_posterior` (4 chains x 1000 draws on seed-7907), sampled once.
 from __future__ import annotations
 
 import copy
+import math
+import warnings
 
 import numpy as np
 import pymc as pm
@@ -403,6 +405,27 @@ def test_diagnose_flags_small_effective_sample_sizes():
     diag = diagnose(fake_run(posterior))
     assert diag.min_ess_bulk < 400
     assert any(line.startswith("bulk ESS") and "weights[0]" in line for line in diag.problems)
+
+
+def test_diagnose_leaves_out_a_weight_that_is_one_in_every_draw():
+    # K = 1: the only weight is 1 in every draw, so its R-hat and ESS are 0/0. That is not a
+    # convergence failure, and no numerical warning reaches the user.
+    one = MixtureParameters(np.ones(1), seed7907.TRUE.means[:1], seed7907.TRUE.covariances[:1])
+    posterior = fake_posterior(one, 4, 1000, seed=6)
+    assert np.all(posterior["weights"].values == 1.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        diag = diagnose(fake_run(posterior))
+    assert diag.ok, diag.problems
+    assert math.isfinite(diag.max_rhat) and diag.max_rhat < 1.01
+
+
+def test_diagnose_still_fails_one_chain_stuck_at_one_value():
+    posterior = fake_posterior(seed7907.TRUE, 4, 1000, seed=7)
+    posterior["means"].values[0, :, 1, 0] = 2.2  # chain 0 never moves in means[1, 0]
+    diag = diagnose(fake_run(posterior))
+    assert not diag.ok
+    assert any("means[1, 0]" in problem for problem in diag.problems)
 
 
 def test_membership_of_a_single_draw_is_that_draw_s_responsibilities(seed_em, seed_data):
