@@ -199,6 +199,16 @@ def interval_record(
     }
 
 
+def draws_record(
+    draws: dict[str, np.ndarray], truth: MixtureParameters, started: float, **extra: Any
+) -> dict[str, Any]:
+    """The record of a method summarised by draws (S, ...) matched to the truth's labels."""
+    estimate, low, high = draw_summary(draws, truth)
+    return interval_record(
+        estimate, low, high, flatten(truth), time.perf_counter() - started, **extra
+    )
+
+
 def failed_record(error: BaseException, seconds: float) -> dict[str, Any]:
     """A method that failed on a replicate: why, counted in the report and never averaged."""
     return {"status": "failed", "seconds": seconds, "error": f"{type(error).__name__}: {error}"}
@@ -293,17 +303,11 @@ def run_vb(
         means = draws["means"].mean(axis=0)
         order = assignment(matching_costs(means, truth))
         matched = {name: values[:, order] for name, values in draws.items()}
-        estimate, low, high = draw_summary(matched, truth)
+        return draws_record(
+            matched, truth, started, switched=bool(np.any(order != np.arange(order.size)))
+        )
     except (ValueError, np.linalg.LinAlgError) as error:
         return failed_record(error, time.perf_counter() - started)
-    return interval_record(
-        estimate,
-        low,
-        high,
-        flatten(truth),
-        time.perf_counter() - started,
-        switched=bool(np.any(order != np.arange(order.size))),
-    )
 
 
 def run_nuts(
@@ -330,22 +334,19 @@ def run_nuts(
             random_seed=replicate,
         )
         arrays = {"weights": draws.weights, "means": draws.means, "covariances": draws.covariances}
-        estimate, low, high = draw_summary(arrays, truth)
+        return draws_record(
+            arrays,
+            truth,
+            started,
+            switched=draws.relabelled_draws > 0,
+            relabelled_draws=draws.relabelled_draws,
+            divergences=draws.divergences,
+            first_on_worker=first,
+            compile_seconds=sampler.compile_seconds if first else 0.0,
+            sampling_seconds=draws.sampling_seconds,
+        )
     except (ValueError, np.linalg.LinAlgError) as error:
         return failed_record(error, time.perf_counter() - started)
-    return interval_record(
-        estimate,
-        low,
-        high,
-        flatten(truth),
-        time.perf_counter() - started,
-        switched=draws.relabelled_draws > 0,
-        relabelled_draws=draws.relabelled_draws,
-        divergences=draws.divergences,
-        first_on_worker=first,
-        compile_seconds=sampler.compile_seconds if first else 0.0,
-        sampling_seconds=draws.sampling_seconds,
-    )
 
 
 def run_replicate(settings: StudySettings, replicate: int) -> dict[str, Any]:
