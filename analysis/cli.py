@@ -640,10 +640,9 @@ def command_select(args: argparse.Namespace) -> int:
             print(row.describe(), file=sys.stderr, flush=True)
 
     if verbose and "nuts" in args.methods:
-        from models.sampling import FIRST_COMPILE_NOTICE, numba_cache_is_empty
+        from models.sampling import announce_first_compile
 
-        if numba_cache_is_empty():
-            print(FIRST_COMPILE_NOTICE, file=sys.stderr, flush=True)
+        announce_first_compile()
 
     with staged_folder(
         target, recognised=SELECTION_NAMES, before_publish=check_not_interrupted

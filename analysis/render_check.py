@@ -32,9 +32,14 @@ CHROMIUM_FLAGS = (
 WIDTH = 1200
 
 
+def count_figures(html: str) -> int:
+    """The number of figures embedded in the page."""
+    return len(re.findall(r'<img src="data:image/png;base64,', html))
+
+
 def page_height(html: str) -> int:
     """A screenshot height that holds the whole page: tables plus every figure."""
-    figures = len(re.findall(r'<img src="data:image/png;base64,', html))
+    figures = count_figures(html)
     rows = html.count("<tr>")
     return 900 + 26 * rows + 800 * figures
 
@@ -102,8 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     html = args.page.read_text(encoding="utf-8")
     screenshot(args.page, args.screenshot, page_height(html), chromium)
-    figures = len(re.findall(r'<img src="data:image/png;base64,', html))
-    problems = check_html(html) + check_screenshot(args.screenshot, figures)
+    problems = check_html(html) + check_screenshot(args.screenshot, count_figures(html))
     for problem in problems:
         print(f"render_check: {problem}", file=sys.stderr)
     if not problems:

@@ -97,8 +97,8 @@ def sample_posterior(
     chain_rngs = np.random.default_rng(random_seed).spawn(chains)
     chain_seeds = [int(rng.integers(2**30)) for rng in chain_rngs]
 
-    if progressbar and numba_cache_is_empty():
-        print(FIRST_COMPILE_NOTICE, file=sys.stderr, flush=True)
+    if progressbar:
+        announce_first_compile()
     started = time.perf_counter()
     with no_c_compiler(backend):
         starts, step = nuts_step(
@@ -169,6 +169,12 @@ class SharedFunctionTrace(NDArray):
             var_shapes=self.var_shapes,
             var_dtypes=self.var_dtypes,
         )
+
+
+def announce_first_compile() -> None:
+    """Say FIRST_COMPILE_NOTICE on stderr when PyTensor's Numba cache is still empty."""
+    if numba_cache_is_empty():
+        print(FIRST_COMPILE_NOTICE, file=sys.stderr, flush=True)
 
 
 def numba_cache_is_empty(folder: Path | None = None) -> bool:
