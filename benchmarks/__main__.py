@@ -43,6 +43,7 @@ OTHER_SAMPLERS = {"nutpie": "nutpie", "numpyro": "numpyro"}
 NUTS_RUNS = (
     # formulation, sampler, PyTensor backend, mass matrix (None: the sampler's default)
     ("ours", "default", None, None),
+    ("ours", "default", "numba", None),
     ("ours", "default", None, "diag"),
     ("tutorial", "pymc", None, None),
     ("tutorial", "pymc", None, "full"),

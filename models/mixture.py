@@ -16,8 +16,10 @@ likelihood, so NUTS and VB can be compared on one posterior.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
+from weakref import WeakKeyDictionary
 
 import numpy as np
 import pymc as pm
@@ -55,6 +57,24 @@ PRIOR_CENTRE = "prior_centre"
 PRIOR_SPREAD = "prior_spread"
 """Names of the data variables of a `build_model(..., shared_data=True)` model: the points
 (point, dim), and the data's column means and standard deviations (dim) that scale the priors."""
+
+
+@dataclass(frozen=True)
+class DefaultPrior:
+    """The default prior's scales: means' and standard deviations' (in data sds) and LKJ's eta."""
+
+    mean_scale: float
+    sd_scale: float
+    eta: float
+
+
+_PRIORS: WeakKeyDictionary[pm.Model, DefaultPrior | GaussWishartPrior] = WeakKeyDictionary()
+"""The prior each model `build_model` made was built with (flat models are not recorded)."""
+
+
+def model_prior(model: pm.Model) -> DefaultPrior | GaussWishartPrior | None:
+    """The prior `build_model` built model with; None for a flat model or one built elsewhere."""
+    return _PRIORS.get(model)
 
 
 class CholeskyCorr(CholeskyCorrTransform):
@@ -154,6 +174,8 @@ def build_model(
             "covariances", lower @ pt.swapaxes(lower, -1, -2), dims=("component", "dim", "dim_bis")
         )
         _observe(observed, weights, means, precisions_cholesky_from_lower(lower), n_features)
+    if not flat:
+        _PRIORS[model] = DefaultPrior(float(mean_scale), float(sd_scale), float(eta))
     return model
 
 
@@ -390,6 +412,14 @@ def log_likelihood_at(model: pm.Model, parameters: Any, mode: str = "FAST_COMPIL
     return float(logp(value_point(model, parameters)))
 
 
+def prior_centre_spread(model: pm.Model) -> tuple[np.ndarray, np.ndarray]:
+    """The column means and sds (D,) that centre and scale a default model's priors."""
+    if SHARED_DATA in model.named_vars:
+        return model[PRIOR_CENTRE].get_value(), model[PRIOR_SPREAD].get_value()
+    X = observed_data(model)
+    return X.mean(axis=0), data_spread(X)
+
+
 def observed_data(model: pm.Model) -> np.ndarray:
     """The data X (n, D) the model holds (a shared-data model: the data set last swapped in)."""
     value = model.rvs_to_values[model[OBSERVED]]
@@ -473,6 +503,7 @@ def build_gauss_wishart_model(
             dims=("component", "dim"),
         )
         _observe(X, weights, means, factors, n_features)
+    _PRIORS[model] = prior
     return model
 
 

@@ -1,4 +1,7 @@
-"""Setting NUTS up: one compile of logp and gradient, a start per chain, the adapted mass matrix.
+"""Setting NUTS up: one log density and gradient, a start per chain, the adapted mass matrix.
+
+The log density is `models.posterior_density`'s for `build_model`'s models, PyTensor's compile of
+the model's graph otherwise (`log_density_function`).
 
 Chains start near the reference estimate (EM), drawn from the Laplace approximation there: the
 normal distribution with the inverse of the negative Hessian of the log density as covariance,
@@ -19,11 +22,13 @@ import numpy as np
 import pymc as pm
 import pytensor
 from pymc.blocking import DictToArrayBijection, RaveledVars
+from pymc.pytensorf import resolve_backend_compile_kwargs
 from pymc.step_methods.hmc import quadpotential
 
 from em_reference import MixtureParameters
 from models import numba_products  # noqa: F401  (registers Numba's np.dot for matrix products)
-from models.mixture import value_point
+from models.mixture import model_prior, value_point
+from models.posterior_density import PosteriorDensity
 
 MASS_MATRICES = ("full", "diag")
 """The mass matrices NUTS can adapt while tuning: dense ("full") or diagonal ("diag")."""
@@ -106,20 +111,60 @@ def nuts_step(
     reference: MixtureParameters,
     chain_seeds: Sequence[int],
     mass_matrix: str,
-    compile_kwargs: dict[str, Any],
+    backend: str | None,
     target_accept: float,
 ) -> tuple[list[dict[str, np.ndarray]], pm.NUTS]:
-    """A start per chain (one per seed) and the NUTS step, logp and gradient compiled once.
+    """A start per chain (one per seed) and the NUTS step, logp and gradient built once.
 
     The step is what `pymc.sampling.mcmc.init_nuts(init="adapt_full" or "adapt_diag",
-    initvals=starts)` builds, rebuilt here from the same PyMC internals (`logp_dlogp_function`,
-    `DictToArrayBijection`, `quadpotential`) so that the function compiled for the Laplace starts
-    is the one NUTS uses; tests/test_nuts_setup.py checks it against `init_nuts` itself.
-    The function is compiled under `EXACT_FLAGS`, also in every chain process (`ExactNUTS`).
+    initvals=starts)` builds, rebuilt here from the same PyMC internals (`DictToArrayBijection`,
+    `quadpotential`) so that the function evaluated for the Laplace starts is the one NUTS uses
+    (`log_density_function(model, backend)`); tests/test_nuts_setup.py checks it against
+    `init_nuts` itself.
     """
-    logp_dlogp = compile_logp_dlogp(model, compile_kwargs)
-    centre = DictToArrayBijection.map(value_point(model, reference))
+    logp_dlogp = log_density_function(model, backend)
+    if isinstance(logp_dlogp, DensityGradient):
+        centre = logp_dlogp.density.raveled_point(reference)
+    else:
+        centre = DictToArrayBijection.map(value_point(model, reference))
     return nuts_step_at(model, logp_dlogp, centre, chain_seeds, mass_matrix, target_accept)
+
+
+def log_density_function(model: pm.Model, backend: str | None) -> Any:
+    """The log density and gradient of the raveled value variables (p,) that NUTS evaluates.
+
+    With backend None, a `build_model` model gets the hand-written density of
+    `models.posterior_density` (nothing for PyTensor to compile); any other model, or a named
+    backend ("numba", "c", ...), PyTensor's compile of the model's graph (`compile_logp_dlogp`).
+    """
+    if backend is None and model_prior(model) is not None:
+        return DensityGradient(PosteriorDensity(model))
+    return compile_logp_dlogp(model, resolve_backend_compile_kwargs(backend, None))
+
+
+class DensityGradient:
+    """A `PosteriorDensity` dressed as the PyMC `ValueGradFunction` NUTS takes as logp_dlogp_func.
+
+    PyMC's leapfrog integrator calls `_pytensor_function(point)` directly, and its step asks for
+    `_extra_vars_shared`, `_raveled_inputs` and `dtype`; a build_model model has no extra
+    variables to set.
+    """
+
+    _raveled_inputs = True
+    dtype = "float64"
+
+    def __init__(self, density: PosteriorDensity) -> None:
+        self.density = density
+        self._pytensor_function = density
+        self._extra_vars_shared: dict[str, Any] = {}
+        self.trust_input = True
+
+    def __call__(self, point: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The log density and its gradient (p,) at point (p,)."""
+        return self.density(point)
+
+    def set_extra_values(self, values: dict[str, Any]) -> None:
+        """Nothing to set: the model has no variables outside the raveled point."""
 
 
 def compile_logp_dlogp(model: pm.Model, compile_kwargs: dict[str, Any]) -> Any:

@@ -7,7 +7,6 @@ import os
 import sys
 import time
 from contextlib import AbstractContextManager
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,22 +22,29 @@ from em_reference import GaussianMixtureEM, MixtureParameters
 from em_reference.validation import check_integer
 from models.labels import relabel_posterior
 from models.mixture import check_compatible, observed_data
-from models.nuts_setup import choose_mass_matrix, exact_numerics, nuts_step
+from models.nuts_setup import DensityGradient, choose_mass_matrix, exact_numerics, nuts_step
+from models.posterior_density import PosteriorDensity, kernels_cached
 from models.predictions import log_likelihood_group, predictive_group
 
 BACKEND: str | None = None
-"""PyTensor backend for NUTS; None is PyTensor's default, Numba.
+"""How NUTS evaluates the log density: None is the hand-written density of
+`models.posterior_density` for `build_model`'s models (PyTensor's default, Numba, for others);
+a PyTensor backend ("numba", "c", ...) compiles the model's graph instead.
 
-The C backend samples far slower here (PyTensor cannot link it to a BLAS). Numba compiles
-without fastmath (`models.nuts_setup.EXACT_FLAGS`), so the run that first compiles the functions
-(a new machine or cache) gives the same draws as later runs that load them from the cache.
+PyTensor's Numba compiles hundreds of functions per model (minutes on an empty cache); its C
+backend samples far slower here (PyTensor cannot link it to a BLAS). All of them compile without
+fastmath, so the run that first compiles (a new machine or cache) gives the same draws as later
+runs that load the compiled code from the cache.
 """
 
+DENSITY_BACKEND = "posterior_density"
+"""The `backend` a posterior records when NUTS evaluated `models.posterior_density`."""
+
 FIRST_COMPILE_NOTICE = (
-    "Compiling the model's log density and gradient with Numba: a one-off wait of a few minutes "
-    "on a new machine or compile cache; later runs load it from the cache."
+    "Compiling the models' log density with Numba: a one-off wait of about 15 s on a new "
+    "machine or compile cache; later runs load it from the cache."
 )
-"""One line on stderr before a set-up that compiles from an empty Numba cache."""
+"""One line on stderr before a set-up that compiles the density from an empty Numba cache."""
 
 REFERENCE_RESTARTS = 10
 """k-means++ restarts of the EM fit made when no reference is given."""
@@ -79,7 +85,8 @@ def sample_posterior(
     a 2-core machine samples the chains one after another); chains sampled in parallel get one
     BLAS thread each, since the likelihood's matrix product is threaded at large n and the
     processes' threads would fight for the cores (benchmarks/README.md has both measurements);
-    `backend` ("numba", "c", ...) is PyTensor's default, Numba, when None (see `BACKEND`).
+    `backend` None evaluates the hand-written density (recorded as "posterior_density"); "numba",
+    "c", ... compile the model's graph with that PyTensor backend (see `BACKEND`).
     `mass_matrix` "full" or "diag" chooses the adapted NUTS mass matrix; None means "full" up to
     `models.nuts_setup.DENSE_MAX_SIZE` free parameters, "diag" beyond (recorded as `mass_matrix`).
     `predictions=False` leaves out the log_likelihood and posterior_predictive groups (the
@@ -102,10 +109,9 @@ def sample_posterior(
     started = time.perf_counter()
     with no_c_compiler(backend):
         starts, step = nuts_step(
-            model, parameters, chain_seeds, mass_matrix, compile_kwargs, target_accept
+            model, parameters, chain_seeds, mass_matrix, backend, target_accept
         )
-    with exact_numerics():
-        trace = SharedFunctionTrace(model=model, test_point=starts[0])
+    trace = recording_trace(model, step._logp_dlogp_func, starts[0])
     compile_seconds = time.perf_counter() - started
 
     with (
@@ -134,7 +140,11 @@ def sample_posterior(
         sampling_seconds=float(idata.posterior.attrs["sampling_time"]),
         relabelled_draws=relabelled,
         random_seed=random_seed,
-        backend=type(get_mode(compile_kwargs.get("mode")).linker).__name__,
+        backend=(
+            DENSITY_BACKEND
+            if isinstance(step._logp_dlogp_func, DensityGradient)
+            else type(get_mode(compile_kwargs.get("mode")).linker).__name__
+        ),
         mass_matrix=mass_matrix,
     )
     idata["posterior"] = posterior
@@ -171,16 +181,42 @@ class SharedFunctionTrace(NDArray):
         )
 
 
+def recording_trace(model: pm.Model, logp_dlogp: Any, start: dict[str, np.ndarray]) -> NDArray:
+    """The trace `pm.sample` fills, recording every variable of each draw from its value point.
+
+    With the hand-written density (a `DensityGradient`) the values are computed in NumPy by the
+    density's `constrained`; otherwise PyTensor compiles the model's recording function once.
+    """
+    if isinstance(logp_dlogp, DensityGradient):
+        recorded = model.unobserved_value_vars
+        record = DensityRecord(logp_dlogp.density, [var.name for var in recorded])
+        return SharedFunctionTrace(model=model, vars=recorded, fn=record, test_point=start)
+    with exact_numerics():
+        return SharedFunctionTrace(model=model, test_point=start)
+
+
+class DensityRecord:
+    """PyMC's recording function for a `PosteriorDensity`: value variables in, recorded out."""
+
+    def __init__(self, density: PosteriorDensity, names: list[str]) -> None:
+        self.density = density
+        self.names = names
+
+    def __call__(self, *values: np.ndarray, **named: np.ndarray) -> list[np.ndarray]:
+        """The recorded variables (in `names` order) at the value variables.
+
+        PyMC passes those in `value_vars` order, or by name.
+        """
+        values += tuple(named[name] for name in self.density.names if name in named)
+        point = np.concatenate([np.ravel(value) for value in values])
+        constrained = self.density.constrained(point)
+        return [constrained[name] for name in self.names]
+
+
 def announce_first_compile() -> None:
-    """Say FIRST_COMPILE_NOTICE on stderr when PyTensor's Numba cache is still empty."""
-    if numba_cache_is_empty():
+    """Say FIRST_COMPILE_NOTICE on stderr when the density's kernels are not in Numba's cache."""
+    if not kernels_cached():
         print(FIRST_COMPILE_NOTICE, file=sys.stderr, flush=True)
-
-
-def numba_cache_is_empty(folder: Path | None = None) -> bool:
-    """True when a Numba cache folder (default: PyTensor's) holds no compiled function yet."""
-    folder = Path(pytensor.config.base_compiledir) / "numba" if folder is None else folder
-    return next(folder.glob("*.nbi"), None) is None
 
 
 def reference_parameters(model: pm.Model, reference: Any, random_seed: int) -> MixtureParameters:

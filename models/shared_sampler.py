@@ -17,21 +17,14 @@ from typing import Any
 
 import numpy as np
 import pymc as pm
-import pytensor
 from pymc.blocking import DictToArrayBijection
-from pymc.pytensorf import resolve_backend_compile_kwargs
 
 from em_reference import MixtureParameters
 from em_reference.validation import check_integer
 from models.labels import component_orders
-from models.mixture import build_model, check_compatible, parameter_point, shared_data_values
-from models.nuts_setup import (
-    choose_mass_matrix,
-    compile_logp_dlogp,
-    exact_numerics,
-    nuts_step_at,
-)
-from models.sampling import BACKEND, no_c_compiler
+from models.mixture import build_model, shared_data_values
+from models.nuts_setup import DensityGradient, choose_mass_matrix, nuts_step_at
+from models.posterior_density import PosteriorDensity
 
 RECORDED = ("weights", "means", "covariances")
 """The quantities kept from every draw."""
@@ -55,34 +48,20 @@ class NutsDraws:
 
 
 class SharedDataSampler:
-    """The default mixture model for data of shape (n, D) at K, compiled once for all data sets."""
+    """The default mixture model for data of shape (n, D) at K, built once for all data sets.
 
-    def __init__(self, X: np.ndarray, n_components: int, backend: str | None = BACKEND) -> None:
+    NUTS evaluates the model's hand-written density (`models.posterior_density`), read again
+    from the model after each `pm.set_data`.
+    """
+
+    def __init__(self, X: np.ndarray, n_components: int) -> None:
         started = time.perf_counter()
         self.model = build_model(X, n_components, shared_data=True)
         self.shape = (X.shape[0], X.shape[1], n_components)
         self.mass_matrix = choose_mass_matrix(self.model, None)
-        with no_c_compiler(backend):
-            self.logp_dlogp = compile_logp_dlogp(
-                self.model, resolve_backend_compile_kwargs(backend, None)
-            )
-        with exact_numerics():
-            self._to_values = _value_point_function(self.model)
-            self._record = _record_function(self.model)
+        self.density = PosteriorDensity(self.model)
+        self.density(np.zeros(self.density.size))  # compiles, or loads from Numba's cache
         self.compile_seconds = time.perf_counter() - started
-
-    def value_point(self, parameters: Any) -> dict[str, np.ndarray]:
-        """NUTS's value variables (unconstrained, by name) at mixture parameters."""
-        params = MixtureParameters.from_any(parameters)
-        check_compatible(self.model, params)
-
-        point = parameter_point(params)
-        names = [rv.name for rv in self.model.free_RVs]
-        values = self._to_values(*[point[name] for name in names])
-        return {
-            self.model.rvs_to_values[rv].name: value
-            for rv, value in zip(self.model.free_RVs, values, strict=True)
-        }
 
     def sample(
         self,
@@ -107,11 +86,17 @@ class SharedDataSampler:
             raise ValueError(f"X must have shape {self.shape[:2]} for this sampler, got {X.shape}")
         reference = MixtureParameters.from_any(reference)
         pm.set_data(shared_data_values(X), model=self.model)
+        self.density = PosteriorDensity(self.model)
         chain_rngs = np.random.default_rng(random_seed).spawn(chains)
         chain_seeds = [int(rng.integers(2**30)) for rng in chain_rngs]
-        centre = DictToArrayBijection.map(self.value_point(reference))
+        centre = self.density.raveled_point(reference)
         starts, step = nuts_step_at(
-            self.model, self.logp_dlogp, centre, chain_seeds, self.mass_matrix, target_accept
+            self.model,
+            DensityGradient(self.density),
+            centre,
+            chain_seeds,
+            self.mass_matrix,
+            target_accept,
         )
         started = time.perf_counter()
         recorded: list[list[np.ndarray]] = [[] for _ in RECORDED]
@@ -141,7 +126,6 @@ class SharedDataSampler:
         step.tune = bool(tune)
         step.reset_tuning()
         step.iter_count = 0
-        names = [value.name for value in self.model.value_vars]
         point, divergences = start, 0
         for i in range(tune + draws):
             if i == tune:
@@ -149,28 +133,10 @@ class SharedDataSampler:
             point, stats = step.step(point)
             if i >= tune:
                 divergences += int(stats[0]["diverging"])
-                for values, value in zip(
-                    recorded, self._record(*[point[name] for name in names]), strict=True
-                ):
-                    values.append(value)
+                draw = self.density.constrained(DictToArrayBijection.map(point).data)
+                for values, name in zip(recorded, RECORDED, strict=True):
+                    values.append(draw[name])
         return divergences
-
-
-def _value_point_function(model: pm.Model) -> Any:
-    """A compiled map from the free variables (untransformed, in `free_RVs` order) to values."""
-    inputs, outputs = [], []
-    for rv in model.free_RVs:
-        given = rv.type()
-        transform = model.rvs_to_transforms.get(rv)
-        inputs.append(given)
-        outputs.append(given if transform is None else transform.forward(given, *rv.owner.inputs))
-    return pytensor.function(inputs, outputs, on_unused_input="ignore")
-
-
-def _record_function(model: pm.Model) -> Any:
-    """A compiled map from the value variables (in `value_vars` order) to `RECORDED`."""
-    outputs = model.replace_rvs_by_values([model[name] for name in RECORDED])
-    return pytensor.function(model.value_vars, outputs, on_unused_input="ignore")
 
 
 _SAMPLERS: dict[tuple[int, int, int], SharedDataSampler] = {}

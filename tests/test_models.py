@@ -30,8 +30,10 @@ from models import (
     save_posterior,
 )
 from models.mixture import mixture_random, value_point
+from models.nuts_setup import DensityGradient
+from models.posterior_density import PosteriorDensity
 from models.predictions import PREDICTIVE_DRAWS
-from models.sampling import SharedFunctionTrace, numba_cache_is_empty
+from models.sampling import recording_trace
 
 COMPARED = ("weights", "means", "covariances")
 
@@ -284,18 +286,12 @@ def test_bad_mass_matrix_is_a_value_error(seed_model, seed_em):
 
 def test_chains_share_the_recording_function_not_the_draws(seed_model, seed_em):
     start = value_point(seed_model, seed_em)
-    trace = SharedFunctionTrace(model=seed_model, test_point=start)
+    trace = recording_trace(seed_model, DensityGradient(PosteriorDensity(seed_model)), start)
     first, second = copy.copy(trace), copy.copy(trace)
     for chain, copied in enumerate((first, second)):
         copied.setup(draws=2, chain=chain)
     assert first.fn is second.fn is trace.fn
     assert first.samples["means"] is not second.samples["means"]
-
-
-def test_an_empty_numba_cache_is_told_apart(tmp_path):
-    assert numba_cache_is_empty(tmp_path)
-    (tmp_path / "function-key.py312.nbi").write_bytes(b"")
-    assert not numba_cache_is_empty(tmp_path)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -80,7 +80,7 @@ def test_a_start_avoids_points_of_zero_density_and_says_when_it_cannot():
 
 def test_seed7907_starts_are_finite_distinct_and_near_the_em_estimate(seed_data, seed_em):
     model = build_model(seed_data[0], n_components=3)
-    starts, step = nuts_step(model, seed_em.parameters_, [1, 2, 3], "full", {}, 0.8)
+    starts, step = nuts_step(model, seed_em.parameters_, [1, 2, 3], "full", None, 0.8)
     assert len(starts) == 3 and free_size(model) == 17
     logp = model.compile_logp()
     for start in starts:
@@ -89,7 +89,7 @@ def test_seed7907_starts_are_finite_distinct_and_near_the_em_estimate(seed_data,
         # posterior sds of the means are ~0.1: a start 2 sds out is well within 1 of EM's
         assert np.max(np.abs(means - seed_em.means_)) < 1.0
     assert not np.array_equal(starts[0]["means"], starts[1]["means"])
-    again, _ = nuts_step(model, seed_em.parameters_, [1, 2, 3], "full", {}, 0.8)
+    again, _ = nuts_step(model, seed_em.parameters_, [1, 2, 3], "full", None, 0.8)
     np.testing.assert_array_equal(again[2]["means"], starts[2]["means"])
     assert type(step.potential).__name__ == "QuadPotentialFullAdapt"
 
@@ -99,7 +99,7 @@ def test_large_data_starts_stay_inside_the_narrow_posterior():
     X, _ = sample_mixture(20_000, true.weights, true.means, true.covariances, seed=1)
     em = GaussianMixtureEM(3, init=seed7907.INITIAL).fit(X)
     model = build_model(X, n_components=3)
-    starts, step = nuts_step(model, em.parameters_, [5], "diag", {}, 0.8)
+    starts, step = nuts_step(model, em.parameters_, [5], "diag", None, 0.8)
     # posterior sds of the means are ~0.02 here; PyMC's U(-1, 1) jitter would move them by ~0.5
     assert np.max(np.abs(starts[0]["means"] - em.means_)) < 0.2
     assert type(step.potential).__name__ == "QuadPotentialDiagAdapt"
@@ -137,7 +137,7 @@ def test_the_step_is_pymc_init_nuts_adapt_full_from_our_starts(seed_data, seed_e
     from pymc.sampling.mcmc import init_nuts
 
     model = build_model(seed_data[0], n_components=3)
-    starts, ours = nuts_step(model, seed_em.parameters_, [1, 2], "full", {}, 0.8)
+    starts, ours = nuts_step(model, seed_em.parameters_, [1, 2], "full", None, 0.8)
     _, theirs = init_nuts(
         init="adapt_full",
         chains=2,
@@ -170,7 +170,7 @@ def test_the_step_and_each_chain_process_copy_compile_without_fastmath(seed_data
     # again under that process's flags; fastmath there would make a first (compiling) run's
     # draws differ from a cached run's. The copy here is loaded with fastmath on by default.
     model = build_model(seed_data[0], n_components=3)
-    _, step = nuts_step(model, seed_em.parameters_, [1, 2], "full", {}, 0.8)
+    _, step = nuts_step(model, seed_em.parameters_, [1, 2], "full", "numba", 0.8)
     with pytensor.config.change_flags(numba__fastmath=True):
         copy = cloudpickle.loads(cloudpickle.dumps(step, protocol=-1))
     assert isinstance(copy, ExactNUTS)

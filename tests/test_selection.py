@@ -251,7 +251,11 @@ def test_nuts_columns_are_filled_and_the_true_k_is_clean(full_selection):
     assert three.loo_rank is not None
     assert three.divergences == 0
     assert three.max_rhat < 1.02  # R-hat's own noise at 2 x 300 draws is about 0.005
-    assert three.pareto_k_bad == 0
+    # From 600 draws the largest Pareto k of 300-500 points is itself noisy: on seed42 it was
+    # above 0.7 for 2 and 4 of 12 seeds (two ways of evaluating the same density), each time
+    # for one point. At most 1 % of the points (3 of seed42's 300) is that noise; more would
+    # be a posterior PSIS cannot handle.
+    assert three.pareto_k_bad <= 3
     two = full_selection.rows[1]
     assert -two.elpd_diff > 5 * two.elpd_diff_se
 
