@@ -459,6 +459,7 @@ class PosteriorDensity:
             self._set_gauss_wishart(prior, model[PRIOR_SCALE_CHOLESKY].get_value())
         else:
             self._set_default(prior, *prior_centre_spread(model))
+        self.layout = self._layout()
 
     def _set_default(self, prior: DefaultPrior, centre: np.ndarray, spread: np.ndarray) -> None:
         """The default prior's constants: Dirichlet(1), Normal, HalfNormal, LKJ(eta)."""
@@ -540,34 +541,43 @@ class PosteriorDensity:
             )
         return np.asarray(value + self.constant), gradient
 
-    def constrained(self, point: np.ndarray) -> dict[str, np.ndarray]:
-        """Every variable PyMC's trace records at point (p,), by name.
+    def constrained(self, points: np.ndarray) -> dict[str, np.ndarray]:
+        """Every variable PyMC's trace records at points (..., p), by name.
 
-        The value variables, the model's variables (weights (K,), means (K, D), ...) and the
-        covariances (K, D, D).
+        The value variables, the model's variables (weights (..., K), means (..., K, D), ...) and
+        the covariances (..., K, D, D), for one point or a whole array of draws.
         """
-        values = dict(zip(self.names, np.split(point, np.cumsum(self._sizes())[:-1]), strict=True))
-        shape = (self.n_components, self.n_features)
-        values["means"] = values["means"].reshape(shape)
-        z = np.append(values["weights_simplex__"], -values["weights_simplex__"].sum())
-        values["weights"] = np.exp(z - z.max()) / np.exp(z - z.max()).sum()
+        lead = points.shape[:-1]
+        values = {
+            name: points[..., place].reshape((*lead, *shape))
+            for name, (place, shape) in self.layout.items()
+        }
+        free_weights = values["weights_simplex__"]
+        z = np.concatenate([free_weights, -free_weights.sum(axis=-1, keepdims=True)], axis=-1)
+        scaled = np.exp(z - z.max(axis=-1, keepdims=True))
+        values["weights"] = scaled / scaled.sum(axis=-1, keepdims=True)
+        rows, cols = np.tril_indices(self.n_features, k=-1)
+        diagonal = np.arange(self.n_features)
+        square = (*lead, self.n_components, self.n_features, self.n_features)
         if self.gauss_wishart:
-            values["wishart_chi2_log__"] = values["wishart_chi2_log__"].reshape(shape)
             values["wishart_chi2"] = np.exp(values["wishart_chi2_log__"])
-            if "wishart_normals" in values:
-                values["wishart_normals"] = values["wishart_normals"].reshape(self.n_components, -1)
-            inverse = np.linalg.inv(self.scale_lower @ self._bartlett(values))  # F_k^{-1}
-            values["covariances"] = np.swapaxes(inverse, -1, -2) @ inverse
-        else:
-            values["standard_deviations_log__"] = values["standard_deviations_log__"].reshape(shape)
-            values["standard_deviations"] = np.exp(values["standard_deviations_log__"])
-            corr = np.ones((self.n_components, 1, 1))
+            bartlett = np.zeros(square)  # A_k
+            bartlett[..., diagonal, diagonal] = np.sqrt(values["wishart_chi2"])
             if self.n_features > 1:
-                free = values["correlation_cholesky_choleskycorr__"].reshape(self.n_components, -1)
-                values["correlation_cholesky_choleskycorr__"] = free
-                corr = values["correlation_cholesky"] = self._correlation(free)
-            lower = values["standard_deviations"][:, :, None] * corr
-            values["covariances"] = lower @ np.swapaxes(lower, -1, -2)
+                bartlett[..., rows, cols] = values["wishart_normals"]
+            inverse = np.linalg.inv(self.scale_lower @ bartlett)  # F_k^{-1}
+            values["covariances"] = np.swapaxes(inverse, -1, -2) @ inverse
+            return values
+        values["standard_deviations"] = np.exp(values["standard_deviations_log__"])
+        corr = np.zeros(square)
+        corr[..., diagonal, diagonal] = 1.0
+        if self.n_features > 1:
+            free = values["correlation_cholesky_choleskycorr__"]
+            corr[..., rows, cols] = free[..., self.correlation_index[rows, cols]]
+            corr /= np.sqrt(np.sum(corr * corr, axis=-1, keepdims=True))
+            values["correlation_cholesky"] = corr
+        lower = values["standard_deviations"][..., None] * corr
+        values["covariances"] = lower @ np.swapaxes(lower, -1, -2)
         return values
 
     def raveled_point(self, parameters: Any) -> RaveledVars:
@@ -605,30 +615,21 @@ class PosteriorDensity:
                 values["correlation_cholesky_choleskycorr__"] = free_corr
         return DictToArrayBijection.map({name: values[name] for name in self.names})
 
-    def _sizes(self) -> list[int]:
-        """Sizes of the value variables, in order."""
-        return [self.sizes[name] for name in self.names]
-
-    def _bartlett(self, values: dict[str, np.ndarray]) -> np.ndarray:
-        """A_k (K, D, D) from the Bartlett variables."""
+    def _layout(self) -> dict[str, tuple[slice, tuple[int, ...]]]:
+        """Each value variable's place in a point and its shape, in order."""
         n_components, n_features = self.n_components, self.n_features
-        bartlett = np.zeros((n_components, n_features, n_features))
-        diagonal = np.arange(n_features)
-        bartlett[:, diagonal, diagonal] = np.sqrt(values["wishart_chi2"])
-        if n_features > 1:
-            rows, cols = np.tril_indices(n_features, k=-1)
-            bartlett[:, rows, cols] = values["wishart_normals"]
-        return bartlett
-
-    def _correlation(self, free: np.ndarray) -> np.ndarray:
-        """Correlation Cholesky factors C_k (K, D, D) from their values (K, D(D-1)/2)."""
-        n_features = self.n_features
-        rows, cols = np.tril_indices(n_features, k=-1)
-        unnormalised = np.broadcast_to(
-            np.eye(n_features), (self.n_components, n_features, n_features)
-        ).copy()
-        unnormalised[:, rows, cols] = free[:, self.correlation_index[rows, cols]]
-        return unnormalised / np.linalg.norm(unnormalised, axis=-1, keepdims=True)
+        layout, start = {}, 0
+        for name in self.names:
+            size = self.sizes[name]
+            if name == "weights_simplex__":
+                shape: tuple[int, ...] = (n_components - 1,)
+            elif name in PAIRED_VALUES:
+                shape = (n_components, size // n_components)
+            else:
+                shape = (n_components, n_features)
+            layout[name] = (slice(start, start + size), shape)
+            start += size
+        return layout
 
 
 def correlation_index(n_features: int) -> np.ndarray:

@@ -125,6 +125,19 @@ def test_recorded_variables_are_pymcs(n_features, prior, settings):
 
 
 @pytest.mark.parametrize("prior", ["default", "gauss-wishart"])
+def test_draws_at_once_are_the_draws_one_by_one(prior):
+    model = make_model(3, 2, prior, {})
+    density = PosteriorDensity(model)
+    points = np.stack(random_points(model, 6, seed=3)).reshape(2, 3, -1)  # (chain, draw, p)
+    together = density.constrained(points)
+    for chain, draw in np.ndindex(2, 3):
+        alone = density.constrained(points[chain, draw])
+        assert alone.keys() == together.keys()
+        for name, value in alone.items():
+            np.testing.assert_allclose(together[name][chain, draw], value, rtol=1e-14, atol=0)
+
+
+@pytest.mark.parametrize("prior", ["default", "gauss-wishart"])
 @pytest.mark.parametrize("n_features", [1, 2, 3])
 def test_raveled_point_is_pymcs_value_point(n_features, prior):
     X = data(n_features, n_points=200, seed=2)
