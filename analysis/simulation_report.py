@@ -261,8 +261,9 @@ def cost_table(summary: dict[str, Any]) -> Table:
         notes.append(
             "NUTS on a worker's first replicate: median "
             f"{compile_saving['first_seconds_median']:.1f} s "
-            f"({compile_saving['compile_seconds_median']:.1f} s of it building and compiling the "
-            f"model, {compile_saving['first_count']} workers); later replicates reuse it: median "
+            f"({compile_saving['compile_seconds_median']:.1f} s of it building the model and "
+            f"loading its compiled density, {compile_saving['first_count']} workers); later "
+            "replicates reuse both: median "
             f"{format_number(later, 1)} s ({compile_saving['later_count']} replicates)."
         )
     return Table("Failures, switches and time per replicate", headers, rows, notes)

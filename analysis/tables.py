@@ -416,7 +416,7 @@ def sampler_table(comparison: dict[str, Any]) -> Table:
         "min bulk ESS",
         "min tail ESS",
         "sampling time (s)",
-        "compile time (s)",
+        "set-up time (s), compile included",
         "verdict",
     ]
     columns = [_sampler_column(s, sizes) for s, sizes in runs]

@@ -91,11 +91,14 @@ def min_bulk_ess(posterior: Any) -> float:
     return smallest
 
 
-def gradient_seconds(model: Any, point: dict[str, np.ndarray], calls: int = 50) -> float:
-    """Median wall time of one logp-and-gradient evaluation (PyMC's Numba default) at point.
+def gradient_seconds(
+    model: Any, point: dict[str, np.ndarray], density: bool = False, calls: int = 50
+) -> float:
+    """Median wall time of one logp-and-gradient evaluation at point: the hand-written density
+    of `models.posterior_density` if density, else PyMC's compile (Numba by default).
 
     point gives the free variables untransformed, as the initial-values functions do. The
-    function is compiled after the timed sampling run (a compile-cache hit for its graph).
+    function is built after the timed sampling run (a compile-cache hit).
     Not `timing.interleaved`: its garbage collection before every call leaves the caches cold
     (about 380 us per call instead of 46 us on seed-7907).
     """
@@ -104,8 +107,13 @@ def gradient_seconds(model: Any, point: dict[str, np.ndarray], calls: int = 50) 
 
     values = make_initial_point_fn(model=model, overrides=point, jitter_rvs=set())(0)
     position = DictToArrayBijection.map({v.name: values[v.name] for v in model.value_vars}).data
-    logp_dlogp = model.logp_dlogp_function(ravel_inputs=True)
-    logp_dlogp.set_extra_values({})
+    if density:
+        from models.posterior_density import PosteriorDensity
+
+        logp_dlogp = PosteriorDensity(model)
+    else:
+        logp_dlogp = model.logp_dlogp_function(ravel_inputs=True)
+        logp_dlogp.set_extra_values({})
     logp_dlogp(position)
     times = []
     for _ in range(calls):
@@ -152,9 +160,12 @@ def run_formulation(
             start = initvals(start_params)
             tree = _sample_with(model, start, sampler, settings, backend, mass_matrix)
     total = time.perf_counter() - begin
-    gradient = gradient_seconds(model, initvals(start_params))
+    from models.sampling import DENSITY_BACKEND
+
     posterior = tree["posterior"]
     attrs = posterior.attrs
+    density = attrs.get("backend") == DENSITY_BACKEND
+    gradient = gradient_seconds(model, initvals(start_params), density)
     sampling = float(attrs.get("sampling_seconds", attrs.get("sampling_time", np.nan)))
     ess = min_bulk_ess(posterior)
     return {

@@ -1,12 +1,12 @@
-"""NUTS for many data sets of one shape: the model is compiled once and the data swapped in.
+"""NUTS for many data sets of one shape: the model is built once and the data swapped in.
 
 A simulation study samples the same mixture model on hundreds of replicate data sets of one size.
-`SharedDataSampler` builds `build_model(X, K, shared_data=True)` once, compiles its log density
-and gradient, the map from mixture parameters to NUTS's unconstrained point and the map from a
-draw to weights, means and covariances, then for each data set only calls `pm.set_data` and
-samples. `cached_sampler` keeps one per (n, D, K) in the process (a Dask worker reuses it for
-every replicate it runs). Chains run one after another in this process (a Dask worker may not
-fork), by the loop `pm.sample` runs for one chain: `setup_chain`, tuning, `stop_tuning`, draws.
+`SharedDataSampler` builds `build_model(X, K, shared_data=True)` once and loads the hand-written
+density's Numba kernels (`models.posterior_density`); for each data set it only calls
+`pm.set_data`, reads the density's data and prior scales from the model again, and samples.
+`cached_sampler` keeps one per (n, D, K) in the process (a Dask worker reuses it for every
+replicate it runs). Chains run one after another in this process (a Dask worker may not fork),
+by the loop `pm.sample` runs for one chain: `setup_chain`, tuning, `stop_tuning`, draws.
 """
 
 from __future__ import annotations
