@@ -3,9 +3,10 @@
 NUTS evaluates the log density of `build_model`'s models and its gradient thousands of times,
 in the unconstrained space of PyMC's value variables (raveled in `model.value_vars` order).
 PyTensor compiles that from the model's graph, one Numba function per operation: hundreds of
-functions, minutes of compiling on an empty cache and seconds of graph rewriting per model even
-on a warm one. Here the same density is written as two loops (one per prior), with the gradient
-by hand: seconds to compile once, cached by Numba beside this file, nothing to rewrite.
+functions to compile on an empty cache, and a graph to rewrite per model even on a warm one.
+Here the same density is written as two loops (one per prior), with the gradient by hand: two
+functions to compile once, cached by Numba beside this file, nothing to rewrite
+(benchmarks/README.md has the measurements).
 
 The formulas are PyMC's, term by term: the priors' log densities, the log-Jacobians of PyMC's
 transforms (simplex for the weights, log for standard deviations and chi-square variables, the
@@ -437,7 +438,7 @@ class PosteriorDensity:
     """Log density and gradient of a `build_model` model (either prior) at raveled value points.
 
     Calling it with a point (p,) in `model.value_vars` order returns (log density, gradient
-    (p,)), PyMC's value to the last digits (constants included, so `lp` in sample_stats is
+    (p,)), PyMC's value to rounding (constants included, so `lp` in sample_stats is
     PyMC's). `constrained(point)` gives every recorded variable. The data and priors are read
     from the model when built; `PosteriorDensity(model)` again after `pm.set_data`.
     Raises ValueError for a model `build_model` did not make or a flat one.

@@ -31,8 +31,8 @@ BACKEND: str | None = None
 `models.posterior_density` for `build_model`'s models (PyTensor's default, Numba, for others);
 a PyTensor backend ("numba", "c", ...) compiles the model's graph instead.
 
-PyTensor's Numba compiles hundreds of functions per model (minutes on an empty cache); its C
-backend samples far slower here (PyTensor cannot link it to a BLAS). All of them compile without
+PyTensor's Numba compiles hundreds of functions per model on an empty cache; its C backend
+samples far slower here (PyTensor cannot link it to a BLAS). All of them compile without
 fastmath, so the run that first compiles (a new machine or cache) gives the same draws as later
 runs that load the compiled code from the cache.
 """
@@ -214,9 +214,17 @@ class DensityRecord:
 
 
 def announce_first_compile() -> None:
-    """Say FIRST_COMPILE_NOTICE on stderr when the density's kernels are not in Numba's cache."""
-    if not kernels_cached():
+    """Say FIRST_COMPILE_NOTICE on stderr when the density's kernels are not in Numba's cache.
+
+    Once per process: a main run compiles one kernel in each of its two NUTS runs.
+    """
+    if not kernels_cached() and not _ANNOUNCED:
         print(FIRST_COMPILE_NOTICE, file=sys.stderr, flush=True)
+        _ANNOUNCED.append(True)
+
+
+_ANNOUNCED: list[bool] = []
+"""Not empty once FIRST_COMPILE_NOTICE has been said in this process."""
 
 
 def reference_parameters(model: pm.Model, reference: Any, random_seed: int) -> MixtureParameters:

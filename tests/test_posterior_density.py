@@ -18,7 +18,7 @@ from pymc.distributions.transforms import CholeskyCorrTransform
 from em_reference import GaussianMixtureEM, MixtureParameters
 from models.mixture import build_model, shared_data_values, value_point
 from models.posterior_density import PosteriorDensity, correlation_index, value_names
-from models.sampling import DensityRecord
+from models.sampling import FIRST_COMPILE_NOTICE, DensityRecord
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -195,9 +195,11 @@ COLD_SCRIPT = """
 import numpy as np
 from models.mixture import build_model
 from models.posterior_density import PosteriorDensity, kernels_cached
+from models.sampling import announce_first_compile
 from tests.test_posterior_density import data, random_points
 print(kernels_cached())
 for prior in ("default", "gauss-wishart"):
+    announce_first_compile()
     model = build_model(data(2), 3, prior=prior)
     density = PosteriorDensity(model)
     for point in random_points(model, 3, seed=1):
@@ -211,7 +213,7 @@ def test_a_first_compile_and_a_cached_run_give_the_same_bits(tmp_path):
     # Same seed, same numbers: a run that compiles the kernels (an empty Numba cache) and runs
     # that load them from the cache must agree to the last bit.
     environment = os.environ | {"NUMBA_CACHE_DIR": str(tmp_path)}
-    runs = [
+    done = [
         subprocess.run(
             [sys.executable, "-c", COLD_SCRIPT],
             cwd=ROOT,
@@ -219,9 +221,13 @@ def test_a_first_compile_and_a_cached_run_give_the_same_bits(tmp_path):
             capture_output=True,
             text=True,
             check=True,
-        ).stdout.split("\n")
+        )
         for _ in range(2)
     ]
+    # The one-line notice: once in the compiling run (which compiles one kernel per model), never
+    # in the cached one.
+    assert [run.stderr.count(FIRST_COMPILE_NOTICE) for run in done] == [1, 0]
+    runs = [run.stdout.split("\n") for run in done]
     assert runs[0][0] == "False" and runs[0][-2] == "True"  # compiled in the first run
     assert runs[1][0] == "True"  # loaded from the cache in the second
     assert runs[0][1:-2] == runs[1][1:-2]
