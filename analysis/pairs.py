@@ -85,8 +85,8 @@ def plot_pairs(dataset: Dataset, fits: EMFits, idata: Any, out: Path) -> Path:
         squeeze=False,
     )
     fig.suptitle(
-        f"Pairs plot: EM's 1{SIGMA} and 2{SIGMA} ellipses (black) and {PAIRS_DRAWS} posterior "
-        f"draws' 1{SIGMA} ellipses (colours)"
+        f"Pairs plot: EM's 1{SIGMA} and 2{SIGMA} ellipses (black)\n"
+        f"and {PAIRS_DRAWS} posterior draws' 1{SIGMA} ellipses (colours)"
     )
     means, covariances = (posterior_draws(idata, name) for name in ("means", "covariances"))
     chosen = np.linspace(0, means.shape[0] - 1, PAIRS_DRAWS).astype(int)
