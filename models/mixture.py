@@ -385,11 +385,15 @@ def parameter_point(parameters: Any) -> dict[str, np.ndarray]:
 
 def check_compatible(model: pm.Model, parameters: MixtureParameters) -> None:
     """Raise ValueError unless the parameters have the model's K components and D dimensions."""
-    shape = (len(model.coords["component"]), len(model.coords["dim"]))
-    if (parameters.n_components, parameters.n_features) != shape:
+    check_shape(parameters, len(model.coords["component"]), len(model.coords["dim"]))
+
+
+def check_shape(parameters: MixtureParameters, n_components: int, n_features: int) -> None:
+    """Raise ValueError unless the parameters have K = n_components in D = n_features."""
+    if (parameters.n_components, parameters.n_features) != (n_components, n_features):
         raise ValueError(
             f"the parameters have {parameters.n_components} components in "
-            f"{parameters.n_features} dimensions but the model has {shape[0]} in {shape[1]}"
+            f"{parameters.n_features} dimensions but the model has {n_components} in {n_features}"
         )
 
 
@@ -416,8 +420,8 @@ def prior_centre_spread(model: pm.Model) -> tuple[np.ndarray, np.ndarray]:
     """The column means and sds (D,) that centre and scale a default model's priors."""
     if SHARED_DATA in model.named_vars:
         return model[PRIOR_CENTRE].get_value(), model[PRIOR_SPREAD].get_value()
-    X = observed_data(model)
-    return X.mean(axis=0), data_spread(X)
+    values = shared_data_values(observed_data(model))
+    return values[PRIOR_CENTRE], values[PRIOR_SPREAD]
 
 
 def observed_data(model: pm.Model) -> np.ndarray:

@@ -39,6 +39,7 @@ from models.mixture import (
     PRIOR_SCALE_CHOLESKY,
     DefaultPrior,
     bartlett_point,
+    check_shape,
     model_prior,
     observed_data,
     parameter_point,
@@ -477,15 +478,6 @@ class PosteriorDensity:
             + n_components * np.sum(0.5 * np.log(2.0 / np.pi) - np.log(self.sd_scale))
             + (n_components * lkj_constant(prior.eta, n_features) if n_features > 1 else 0.0)
         )
-        self.sizes = {
-            "weights_simplex__": n_components - 1,
-            "means": n_components * n_features,
-            "standard_deviations_log__": n_components * n_features,
-            "correlation_cholesky_choleskycorr__": n_components
-            * n_features
-            * (n_features - 1)
-            // 2,
-        }
 
     def _set_gauss_wishart(self, prior: GaussWishartPrior, scale_lower: np.ndarray) -> None:
         """The Gauss-Wishart prior's constants: Dirichlet, the Bartlett variables, means."""
@@ -502,17 +494,11 @@ class PosteriorDensity:
             - 0.5 * n_components * n_pairs * LOG_2PI
             + 0.5 * n_components * n_features * (np.log(self.mean_precision) - LOG_2PI)
         )
-        self.sizes = {
-            "weights_simplex__": n_components - 1,
-            "wishart_chi2_log__": n_components * n_features,
-            "wishart_normals": n_components * n_pairs,
-            "means": n_components * n_features,
-        }
 
     @property
     def size(self) -> int:
         """Number of free scalars p, the length of a point."""
-        return sum(self.sizes[name] for name in self.names)
+        return sum(place.stop - place.start for place, _ in self.layout.values())
 
     def __call__(self, point: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The log density (a 0-d array) and its gradient (p,) at point (p,)."""
@@ -587,12 +573,7 @@ class PosteriorDensity:
         PyMC's forward transforms, in NumPy: `constrained` undoes them.
         """
         params = MixtureParameters.from_any(parameters)
-        shape = (self.n_components, self.n_features)
-        if (params.n_components, params.n_features) != shape:
-            raise ValueError(
-                f"the parameters have {params.n_components} components in {params.n_features} "
-                f"dimensions but the model has {shape[0]} in {shape[1]}"
-            )
+        check_shape(params, self.n_components, self.n_features)
         log_weights = np.log(params.weights)
         values = {
             "weights_simplex__": log_weights[:-1] - log_weights.mean(),
@@ -621,13 +602,13 @@ class PosteriorDensity:
         n_components, n_features = self.n_components, self.n_features
         layout, start = {}, 0
         for name in self.names:
-            size = self.sizes[name]
             if name == "weights_simplex__":
                 shape: tuple[int, ...] = (n_components - 1,)
             elif name in PAIRED_VALUES:
-                shape = (n_components, size // n_components)
+                shape = (n_components, n_features * (n_features - 1) // 2)
             else:
                 shape = (n_components, n_features)
+            size = int(np.prod(shape))
             layout[name] = (slice(start, start + size), shape)
             start += size
         return layout
