@@ -1,7 +1,5 @@
 """`python -m analysis`: the `gmm-compare` command."""
 
-import sys
+from analysis.cli import console
 
-from analysis.cli import main
-
-sys.exit(main())
+console()

@@ -17,6 +17,7 @@ stderr.
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import os
 import signal
@@ -32,6 +33,7 @@ from analysis.datasets import DATASETS, Dataset, load_dataset, read_csv, to_csv
 from analysis.em_fits import N_INIT, EMFits
 from analysis.em_uncertainty import EMUncertainty
 from analysis.files import dumps, staged_folder, write_text_atomic
+from analysis.forked import beside
 from analysis.interrupts import (
     RECEIVED,
     Interrupted,
@@ -449,11 +451,20 @@ def quiet_libraries(args: argparse.Namespace) -> None:
 
 
 def silence_libraries() -> None:
-    """Keep PyMC's and PyTensor's logging to errors (our own lines report what they would)."""
-    import pymc  # noqa: F401  (importing PyMC sets its logger to INFO: set levels after it)
+    """Keep PyMC's and PyTensor's logging to errors (our own lines report what they would).
 
+    Whether or not they are imported yet: PyMC sets its logger to INFO when imported, but adds
+    its own handler only to a logger without one, and this one passes errors only.
+    """
     for name in ("pymc", "pytensor"):
-        logging.getLogger(name).setLevel(logging.ERROR)
+        logger = logging.getLogger(name)
+        logger.setLevel(logging.ERROR)
+        if _ERRORS_ONLY not in logger.handlers:
+            logger.addHandler(_ERRORS_ONLY)
+
+
+_ERRORS_ONLY = logging.StreamHandler()
+_ERRORS_ONLY.setLevel(logging.ERROR)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -489,7 +500,8 @@ def command_em(args: argparse.Namespace) -> int:
     dataset = load(args)
     settings = settings_for(args, dataset)
     fits = pipeline.run_em(dataset, settings)
-    uncertainty = pipeline.run_uncertainty(dataset, fits, settings, note(args))
+    pipeline.announce_uncertainty(settings, note(args))
+    uncertainty = pipeline.run_uncertainty(dataset, fits, settings)
     if args.json:
         print(dumps(em_document(dataset, fits, settings, uncertainty)), end="")
         return 0
@@ -548,11 +560,18 @@ def sample_into(
     args: argparse.Namespace, dataset: Dataset, settings: RunSettings, staging: Path
 ) -> pipeline.Results:
     """Run EM and NUTS and save the results into the staging folder."""
-    results = pipeline.run_all(
-        dataset, settings, progressbar=not (args.quiet or args.json), note=note(args)
-    )
+    results = run_methods(args, dataset, settings)
     save_results(results, staging)
     return results
+
+
+def run_methods(
+    args: argparse.Namespace, dataset: Dataset, settings: RunSettings
+) -> pipeline.Results:
+    """EM, its uncertainty, VB and NUTS as the settings say, with progress unless quiet."""
+    return pipeline.run_all(
+        dataset, settings, progressbar=not (args.quiet or args.json), note=note(args)
+    )
 
 
 def command_sample(args: argparse.Namespace) -> int:
@@ -606,8 +625,11 @@ def command_compare(args: argparse.Namespace) -> int:
 
     dataset, settings, target = prepared(args)
     with report_folder(target) as staging:
-        results = sample_into(args, dataset, settings, staging)
-        comparison = write_report(results, staging)
+        results = run_methods(args, dataset, settings)
+        # Saving (netCDF, compressed) is single-core: beside the comparison and the figures.
+        with beside(save_results, results, staging) as saved:
+            comparison = write_report(results, staging)
+            saved()
     return finish(args, target, comparison)
 
 
@@ -773,5 +795,16 @@ def failed(error: BaseException) -> int:
     return 2
 
 
+def console() -> NoReturn:
+    """The `gmm-compare` script: `main`, then exit without a last sweep of the heap.
+
+    Python's shutdown collects garbage through every object the run made (imports included),
+    about a second here; frozen objects are skipped (`gc.freeze`), and all go with the process.
+    """
+    code = main()
+    gc.freeze()
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    console()

@@ -8,12 +8,7 @@ pairs plot (`analysis.pairs`) shows every pair. Axes carry the data's names (x1,
 
 from __future__ import annotations
 
-import multiprocessing
-import os
-import signal
-import sys
 from collections.abc import Callable
-from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +27,7 @@ from matplotlib.ticker import MaxNLocator
 
 from analysis.datasets import Dataset
 from analysis.em_fits import EMFits
+from analysis.forked import beside, can_fork
 from analysis.pipeline import Results
 from analysis.render import FigureFile
 from analysis.settings import UNCERTAIN_BELOW, interval_percent
@@ -563,61 +559,24 @@ def draw_all(results: Results, comparison: dict[str, Any], out: Path) -> dict[st
         makers[PAIRS] = lambda: plot_pairs(dataset, fits, idata, out)
         captions[PAIRS] = pairs_caption(CAPTIONS[PAIRS], dataset, fits)
     makers = {name: makers[name] for name in names}
-    if _can_fork():
-        _draw_beside_a_child(makers)
-    else:
-        for name in names:
-            makers[name]()
+    in_child = tuple(name for name in CHILD_FIGURES if name in makers) if _can_fork() else ()
+    with beside(_draw, makers, in_child, fork=bool(in_child)) as child_done:
+        _draw(makers, tuple(name for name in names if name not in in_child))
+        try:
+            child_done()
+        except Exception as error:
+            raise RuntimeError(
+                f"drawing the figures {', '.join(in_child)} failed: {type(error).__name__}: {error}"
+            ) from error
     return {name: FigureFile(out / f"{name}.png", captions[name]) for name in names}
 
 
 def _can_fork() -> bool:
-    """True where a forked process can draw figures: Linux with more than one core."""
-    return sys.platform == "linux" and (os.cpu_count() or 1) > 1
+    """True where half the figures are drawn in a forked process (`analysis.forked`)."""
+    return can_fork()
 
 
-def _draw_beside_a_child(makers: dict[str, Callable[[], Path]]) -> None:
-    """Draw the CHILD_FIGURES among makers in a forked process, the others here, at once.
-
-    Raises RuntimeError naming the child's figures and its error if the child fails.
-    """
-    in_child = tuple(name for name in CHILD_FIGURES if name in makers)
-    context = multiprocessing.get_context("fork")
-    receive, send = context.Pipe(duplex=False)
-    child = context.Process(target=_draw_in_child, args=(makers, in_child, send))
-    child.start()
-    send.close()
-    try:
-        for name in makers:
-            if name not in in_child:
-                makers[name]()
-    except BaseException:
-        child.terminate()  # failed or interrupted here: the child's figures are not wanted
-        raise
-    finally:
-        try:
-            message = receive.recv()
-        except EOFError:  # the child finished without an error to report
-            message = ""
-        child.join()
-    if child.exitcode != 0 or message:
-        raise RuntimeError(f"drawing the figures {', '.join(in_child)} failed: {message}")
-
-
-def _draw_in_child(
-    makers: dict[str, Callable[[], Path]], names: tuple[str, ...], send: Connection
-) -> None:
-    """Draw the named figures (in the forked process); send the error's text if one fails.
-
-    Interrupts are the parent's business (it terminates this process): the handlers inherited
-    by the fork are reset, so an interrupt does not print a second traceback from here.
-    """
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    try:
-        for name in names:
-            makers[name]()
-    except Exception as error:  # reported to the parent, which raises
-        send.send(f"{type(error).__name__}: {error}")
-    finally:
-        send.close()
+def _draw(makers: dict[str, Callable[[], Path]], names: tuple[str, ...]) -> None:
+    """Draw the named figures, in order."""
+    for name in names:
+        makers[name]()

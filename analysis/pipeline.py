@@ -10,7 +10,8 @@ the functions that sample, so this module is cheap to import.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +20,7 @@ import numpy as np
 from analysis.datasets import Dataset
 from analysis.em_fits import EMFits, fit_em
 from analysis.em_uncertainty import EMUncertainty, em_uncertainty
+from analysis.forked import beside
 from analysis.settings import RunSettings, gauss_wishart_sizes
 from analysis.vb_fits import VBFit, fit_vb
 
@@ -71,22 +73,18 @@ def run_em(dataset: Dataset, settings: RunSettings) -> EMFits:
     return fit_em(dataset, settings.n_components, settings.random_seed)
 
 
-def run_uncertainty(
-    dataset: Dataset,
-    fits: EMFits,
-    settings: RunSettings,
-    note: Callable[[str], None] | None = None,
-) -> EMUncertainty:
-    """The reference run's standard errors, Wald intervals and `settings.bootstrap` replicates.
+def run_uncertainty(dataset: Dataset, fits: EMFits, settings: RunSettings) -> EMUncertainty:
+    """The reference run's standard errors, Wald intervals and `settings.bootstrap` replicates."""
+    return em_uncertainty(dataset.X, fits.reference_run, settings.bootstrap, settings.random_seed)
 
-    `note` is told, in one line, what is being computed before the bootstrap starts.
-    """
+
+def announce_uncertainty(settings: RunSettings, note: Callable[[str], None] | None) -> None:
+    """Tell `note`, in one line, what `run_uncertainty` computes (when it bootstraps)."""
     if note is not None and settings.bootstrap > 0:
         note(
             f"EM uncertainty: information standard errors and {settings.bootstrap} "
             "nonparametric bootstrap replicates"
         )
-    return em_uncertainty(dataset.X, fits.reference_run, settings.bootstrap, settings.random_seed)
 
 
 def run_vb(dataset: Dataset, fits: EMFits) -> VBFit:
@@ -94,8 +92,18 @@ def run_vb(dataset: Dataset, fits: EMFits) -> VBFit:
     return fit_vb(dataset, fits.reference_run)
 
 
-def run_nuts(dataset: Dataset, fits: EMFits, settings: RunSettings, progressbar: bool) -> Any:
-    """NUTS on the Bayesian twin, labelled like the reference EM run; a complete posterior only."""
+def run_nuts(
+    dataset: Dataset,
+    fits: EMFits,
+    settings: RunSettings,
+    progressbar: bool,
+    predictions: bool = True,
+) -> Any:
+    """NUTS on the Bayesian twin, labelled like the reference EM run; a complete posterior only.
+
+    predictions=False leaves the log-likelihood and predictive groups to
+    `models.sampling.add_predictions`.
+    """
     from models import build_model, sample_posterior
 
     model = build_model(dataset.X, n_components=settings.n_components, names=dataset.names)
@@ -107,20 +115,27 @@ def run_nuts(dataset: Dataset, fits: EMFits, settings: RunSettings, progressbar:
         random_seed=settings.random_seed,
         reference=fits.reference_run.estimator(),
         progressbar=progressbar,
+        predictions=predictions,
     )
     check_complete(idata, settings.chains, settings.draws)
     return idata
 
 
-def run_nuts_gauss_wishart(
-    dataset: Dataset, fits: EMFits, vb: VBFit, settings: RunSettings, progressbar: bool
-) -> Any:
-    """NUTS on the twin under VB's priors (`gauss_wishart_sizes`), labelled like the reference.
+@contextmanager
+def gauss_wishart_in_background(
+    dataset: Dataset, fits: EMFits, vb: VBFit | None, settings: RunSettings, progressbar: bool
+) -> Iterator[Callable[[], Any]]:
+    """NUTS on the twin under VB's priors, sampling while the caller goes on; None without vb.
 
-    Only the posterior is kept (no log-likelihood or predictive groups): it is compared with
-    VB entry by entry.
+    Yields a call that waits for the posterior (`gauss_wishart_sizes`, labelled like the
+    reference). Only the posterior is kept (no log-likelihood or predictive groups): it is
+    compared with VB entry by entry.
     """
-    from models import build_model, sample_posterior
+    if vb is None:
+        yield lambda: None
+        return
+    from models import build_model
+    from models.sampling import posterior_in_background
 
     draws, tune, chains = gauss_wishart_sizes(settings)
     model = build_model(
@@ -130,7 +145,7 @@ def run_nuts_gauss_wishart(
         names=dataset.names,
         **vb.priors,
     )
-    idata = sample_posterior(
+    with posterior_in_background(
         model,
         draws=draws,
         tune=tune,
@@ -139,9 +154,14 @@ def run_nuts_gauss_wishart(
         reference=fits.reference_run.estimator(),
         progressbar=progressbar,
         predictions=False,
-    )
-    check_complete(idata, chains, draws)
-    return idata
+    ) as result:
+
+        def complete() -> Any:
+            idata = result()
+            check_complete(idata, chains, draws)
+            return idata
+
+        yield complete
 
 
 def check_complete(idata: Any, chains: int, draws: int) -> None:
@@ -166,16 +186,35 @@ def run_all(
 ) -> Results:
     """EM and its uncertainty, VB, NUTS, then NUTS under VB's priors, as `settings.methods` say.
 
-    `note` is told, one line each, what is being computed (progress).
+    `note` is told, one line each, what is being computed (progress). With NUTS, the bootstrap
+    runs in a forked process beside the main NUTS's imports and set-up, and the twin under VB's
+    priors samples while the main posterior's predictions and membership are computed: the
+    results are those of one step after the other.
     """
     fits = run_em(dataset, settings)
-    uncertainty = run_uncertainty(dataset, fits, settings, note)
-    vb = run_vb(dataset, fits) if settings.runs("vb") else None
-    idata = run_nuts(dataset, fits, settings, progressbar) if settings.runs("nuts") else None
-    idata_gauss_wishart = None
-    if vb is not None and idata is not None:
+    nuts = settings.runs("nuts")
+    announce_uncertainty(settings, note)
+    # The bootstrap is single-core NumPy: beside NUTS's imports and set-up when NUTS runs.
+    with beside(run_uncertainty, dataset, fits, settings, fork=nuts) as uncertainty_result:
+        vb = run_vb(dataset, fits) if settings.runs("vb") else None
+        if not nuts:
+            return results_from(dataset, fits, uncertainty_result(), None, settings, vb)
         if note is not None:
+            note(
+                f"NUTS: {settings.chains} x {settings.draws} draws after {settings.tune} "
+                "tuning steps"
+            )
+        idata = run_nuts(dataset, fits, settings, progressbar, predictions=False)
+        if vb is not None and note is not None:
             draws, _, chains = gauss_wishart_sizes(settings)
             note(f"NUTS under VB's priors ({vb.prior_source}): {chains} x {draws} draws")
-        idata_gauss_wishart = run_nuts_gauss_wishart(dataset, fits, vb, settings, progressbar)
-    return results_from(dataset, fits, uncertainty, idata, settings, vb, idata_gauss_wishart)
+        from models.sampling import add_predictions
+
+        # The twin's chains sample in nutpie's threads while the main posterior's predictions
+        # and membership are computed here, on one core.
+        with gauss_wishart_in_background(dataset, fits, vb, settings, progressbar) as twin:
+            idata = add_predictions(idata, settings.random_seed)
+            membership = membership_probabilities(idata)
+            idata_gauss_wishart = twin()
+        uncertainty = uncertainty_result()
+    return Results(dataset, fits, uncertainty, idata, settings, membership, vb, idata_gauss_wishart)

@@ -397,7 +397,7 @@ def em_convergence_table(comparison: dict[str, Any]) -> Table:
     )
 
 
-MASS_MATRIX_NAMES = {"full": "dense", "diag": "diagonal"}
+MASS_MATRIX_NAMES = {"full": "dense", "diag": "diagonal", "low-rank": "diagonal + low rank"}
 
 
 def sampler_table(comparison: dict[str, Any]) -> Table:
@@ -410,7 +410,7 @@ def sampler_table(comparison: dict[str, Any]) -> Table:
         headers = ["diagnostic", "default priors", "VB's priors"]
     labels = [
         f"chains {TIMES} draws (tuning)",
-        "mass matrix (adapted while tuning)",
+        "NUTS, mass matrix (adapted while tuning)",
         "divergences",
         "max R-hat",
         "min bulk ESS",
@@ -428,7 +428,8 @@ def _sampler_column(s: dict[str, Any], sizes: dict[str, Any]) -> list[str]:
     """One NUTS run's diagnostics as cells, in `sampler_table`'s row order."""
     return [
         f"{sizes['chains']} {TIMES} {sizes['draws']} ({sizes['tune']})",
-        MASS_MATRIX_NAMES.get(s.get("mass_matrix", ""), "not recorded"),
+        f"{s.get('sampler') or 'PyMC'}, "
+        + MASS_MATRIX_NAMES.get(s.get("mass_matrix", ""), "mass matrix not recorded"),
         str(s["divergences"]),
         format_number(s["max_rhat"], 4),
         format_number(s["min_ess_bulk"], 0),

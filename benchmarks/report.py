@@ -204,6 +204,9 @@ def end_to_end_section(result: dict[str, Any] | None) -> list[str]:
         detail = f"{seconds:.1f} s{verdict}" if seconds is not None else "no time"
         if run.get("error"):
             detail += f"; error: {run['error']}"
+        if label == "warm" and result.get("warm_seconds"):
+            times = ", ".join(f"{t:.1f}" for t in result["warm_seconds"] if t is not None)
+            detail += f"; median of {len(result['warm_seconds'])} runs ({times})"
         lines.append(f"- {label} (goal ≤ {goal} s): {detail}")
     if result.get("cold_over_warm") is not None:
         lines.append(f"- cold / warm: x{result['cold_over_warm']:.1f}")

@@ -27,8 +27,9 @@ class Diagnostics:
     A run is flagged for any divergence, any R-hat above `MAX_RHAT` or any bulk or tail ESS below
     `MIN_ESS` among the scalars of weights, means and covariances. Timings are in seconds.
     `relabelled_draws` counts draws that had to be permuted to the reference labelling;
-    `mass_matrix` is the NUTS mass matrix adapted while tuning ("full" or "diag"). With one
-    chain R-hat is NaN (it compares chains) and `problems` says so.
+    `sampler` is the NUTS that ran ("nutpie" or "pymc") and `mass_matrix` the mass matrix it
+    adapted while tuning ("diag", "low-rank" or "full"). With one chain R-hat is NaN (it
+    compares chains) and `problems` says so.
     """
 
     divergences: int
@@ -40,6 +41,7 @@ class Diagnostics:
     problems: tuple[str, ...]
     relabelled_draws: int = 0
     mass_matrix: str = ""
+    sampler: str = ""
 
     @property
     def ok(self) -> bool:
@@ -101,6 +103,7 @@ def diagnose(idata: DataTree, summary: xr.Dataset | None = None) -> Diagnostics:
         problems=tuple(problems),
         relabelled_draws=int(attrs.get("relabelled_draws", 0)),
         mass_matrix=str(attrs.get("mass_matrix", "")),
+        sampler=str(attrs.get("sampler", "")),
     )
 
 

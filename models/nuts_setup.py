@@ -250,20 +250,30 @@ def chain_start(
     spread: np.ndarray | None,
     rng: np.random.Generator,
 ) -> dict[str, np.ndarray]:
-    """A start (value variables by name) where the log density is finite.
+    """A start (value variables by name) where the log density is finite (see `start_point`)."""
+    point = start_point(log_density, centre.data, spread, rng)
+    return DictToArrayBijection.rmap(RaveledVars(point, centre.point_map_info))
 
-    The start is centre plus START_SCALE x a Laplace draw (spread is the covariance's Cholesky
-    factor), or plus U(-1, 1) jitter, as PyMC does, when spread is None.
+
+def start_point(
+    log_density: Callable[[np.ndarray], float],
+    centre: np.ndarray,
+    spread: np.ndarray | None,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """A raveled start (p,) where the log density is finite.
+
+    The start is centre (p,) plus START_SCALE x a Laplace draw (spread is the covariance's
+    Cholesky factor (p, p)), or plus U(-1, 1) jitter, as PyMC does, when spread is None.
     """
-    size = centre.data.size
     for _ in range(START_TRIES):
         if spread is None:
-            offset = rng.uniform(-1.0, 1.0, size)
+            offset = rng.uniform(-1.0, 1.0, centre.size)
         else:
-            offset = START_SCALE * (spread @ rng.standard_normal(size))
-        point = centre.data + offset
+            offset = START_SCALE * (spread @ rng.standard_normal(centre.size))
+        point = centre + offset
         if np.isfinite(log_density(point)):
-            return DictToArrayBijection.rmap(RaveledVars(point, centre.point_map_info))
+            return point
     raise ValueError(
         f"no start with a finite log density found in {START_TRIES} draws around the reference "
         "estimate; check that it is a valid estimate for this model"

@@ -22,12 +22,17 @@ F (Lambda = F F^T; Gauss-Wishart prior, u = F^T (x - mu)).
 
 from __future__ import annotations
 
+import functools
 from math import exp, log, pi, sqrt
 from typing import Any
 
 import numba
 import numpy as np
 import pymc as pm
+from numba.core import cgutils
+from numba.core.caching import FunctionCache
+from numba.core.ccallback import CFunc
+from numba.extending import intrinsic
 from pymc.blocking import DictToArrayBijection, RaveledVars
 from scipy.special import gammaln
 
@@ -423,11 +428,98 @@ def _gauss_wishart_log_density(
     return value
 
 
+# ---------------------------------------------------------------------------------------------
+# The kernels as C functions: what nutpie calls, and what `PosteriorDensity` calls through ctypes
+
+CALLBACK_SIGNATURE = numba.types.int64(
+    numba.types.uint64,
+    numba.types.voidptr,
+    numba.types.voidptr,
+    numba.types.voidptr,
+    numba.types.voidptr,
+)
+"""A density as a C function: (p, point (p,), gradient out (p,), log density out, table) ->
+status; nutpie's log-density callback (its pointers are double* there: the same C ABI)."""
+
+TABLE_SIZE = 10
+"""Entries of a density's table (`PosteriorDensity.table`): n, D, K and seven array addresses."""
+
+
+@intrinsic
+def _pointer(typingctx: Any, address: Any) -> Any:
+    """The memory at an integer address, as a void pointer (a Numba intrinsic)."""
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        return builder.inttoptr(args[0], cgutils.voidptr_t)
+
+    return numba.types.voidptr(address), codegen
+
+
+@numba.njit(cache=True)
+def _status(value: float, gradient: np.ndarray) -> int:
+    """The status nutpie reads: 0, or 3 (gradient) or 4 (value) when not finite (divergent)."""
+    if not np.all(np.isfinite(gradient)):
+        return 3
+    if not np.isfinite(value):
+        return 4
+    return 0
+
+
+def _default_callback(size, point_, gradient_, logp_, table_):
+    """`_default_log_density` as a C function (`CALLBACK_SIGNATURE`, compiled by `callback`)."""
+    table = numba.carray(table_, (TABLE_SIZE,), np.int64)
+    n, d, k = table[0], table[1], table[2]
+    point = numba.carray(point_, (size,), np.float64)
+    gradient = numba.carray(gradient_, (size,), np.float64)
+    scalars = numba.carray(_pointer(table[9]), (2,), np.float64)
+    value = scalars[1] + _default_log_density(
+        point,
+        numba.carray(_pointer(table[3]), (n, d), np.float64),
+        numba.carray(_pointer(table[4]), (k,), np.float64),
+        numba.carray(_pointer(table[5]), (d,), np.float64),
+        numba.carray(_pointer(table[6]), (d,), np.float64),
+        numba.carray(_pointer(table[7]), (d,), np.float64),
+        scalars[0],
+        numba.carray(_pointer(table[8]), (d, d), np.int64),
+        gradient,
+    )
+    numba.carray(logp_, (1,), np.float64)[0] = value
+    return _status(value, gradient)
+
+
+def _gauss_wishart_callback(size, point_, gradient_, logp_, table_):
+    """`_gauss_wishart_log_density` as a C function (`CALLBACK_SIGNATURE`, see `callback`)."""
+    table = numba.carray(table_, (TABLE_SIZE,), np.int64)
+    n, d, k = table[0], table[1], table[2]
+    point = numba.carray(point_, (size,), np.float64)
+    gradient = numba.carray(gradient_, (size,), np.float64)
+    scalars = numba.carray(_pointer(table[9]), (2,), np.float64)
+    value = scalars[1] + _gauss_wishart_log_density(
+        point,
+        numba.carray(_pointer(table[3]), (n, d), np.float64),
+        numba.carray(_pointer(table[4]), (k,), np.float64),
+        numba.carray(_pointer(table[5]), (d,), np.float64),
+        numba.carray(_pointer(table[6]), (d, d), np.float64),
+        numba.carray(_pointer(table[7]), (d,), np.float64),
+        scalars[0],
+        gradient,
+    )
+    numba.carray(logp_, (1,), np.float64)[0] = value
+    return _status(value, gradient)
+
+
+@functools.cache
+def callback(gauss_wishart: bool) -> CFunc:
+    """One prior's density as a C function, compiled (or loaded from Numba's cache) on first use."""
+    source = _gauss_wishart_callback if gauss_wishart else _default_callback
+    return numba.cfunc(CALLBACK_SIGNATURE, cache=True)(source)
+
+
 def kernels_cached() -> bool:
-    """True when Numba's cache holds both densities compiled from this source file."""
+    """True when Numba's cache holds both priors' C functions compiled from this source file."""
     return all(
-        kernel._cache._cache_file._load_index()
-        for kernel in (_default_log_density, _gauss_wishart_log_density)
+        FunctionCache(source)._cache_file._load_index()
+        for source in (_default_callback, _gauss_wishart_callback)
     )
 
 
@@ -462,6 +554,9 @@ class PosteriorDensity:
         else:
             self._set_default(prior, *prior_centre_spread(model))
         self.layout = self._layout()
+        self.table, self._table_arrays = self._table()
+        self.table_address = self.table.ctypes.data
+        self.callback = callback(self.gauss_wishart)
 
     def _set_default(self, prior: DefaultPrior, centre: np.ndarray, spread: np.ndarray) -> None:
         """The default prior's constants: Dirichlet(1), Normal, HalfNormal, LKJ(eta)."""
@@ -502,31 +597,30 @@ class PosteriorDensity:
 
     def __call__(self, point: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The log density (a 0-d array) and its gradient (p,) at point (p,)."""
+        point = np.ascontiguousarray(point, dtype=np.float64)
         gradient = np.empty(point.size)
+        value = np.empty(())
+        addresses = (point.ctypes.data, gradient.ctypes.data, value.ctypes.data)
+        self.callback.ctypes(point.size, *addresses, self.table_address)
+        return value, gradient
+
+    def _table(self) -> tuple[np.ndarray, list[np.ndarray]]:
+        """The table (TABLE_SIZE,) `callback` reads, and the arrays it points to.
+
+        The table holds n, D, K and the addresses of the data and constants; the arrays must
+        live as long as it does.
+        """
         if self.gauss_wishart:
-            value = _gauss_wishart_log_density(
-                point,
-                self.X,
-                self.concentration,
-                self.chi2_shape,
-                self.scale_lower,
-                self.prior_mean,
-                self.mean_precision,
-                gradient,
-            )
+            arrays = [self.concentration, self.chi2_shape, self.scale_lower, self.prior_mean]
+            arrays += [np.zeros(0, dtype=np.int64)]
+            scalars = np.array([self.mean_precision, self.constant])
         else:
-            value = _default_log_density(
-                point,
-                self.X,
-                self.concentration,
-                self.centre,
-                self.mean_sd,
-                self.sd_scale,
-                self.correlation_power,
-                self.correlation_index,
-                gradient,
-            )
-        return np.asarray(value + self.constant), gradient
+            arrays = [self.concentration, self.centre, self.mean_sd, self.sd_scale]
+            arrays += [self.correlation_index]
+            scalars = np.array([self.correlation_power, self.constant])
+        arrays = [np.ascontiguousarray(a) for a in (self.X, *arrays, scalars)]
+        sizes = [*self.X.shape, self.n_components]
+        return np.array(sizes + [a.ctypes.data for a in arrays], dtype=np.int64), arrays
 
     def constrained(self, points: np.ndarray) -> dict[str, np.ndarray]:
         """Every variable PyMC's trace records at points (..., p), by name.

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import inspect
 import os
 import sys
 import time
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 import numpy as np
@@ -20,11 +22,21 @@ from xarray import DataTree
 
 from em_reference import GaussianMixtureEM, MixtureParameters
 from em_reference.validation import check_integer
+from models.compiled_nuts import MASS_MATRICES as NUTPIE_MASS_MATRICES
+from models.compiled_nuts import start_density
 from models.labels import relabel_posterior
-from models.mixture import check_compatible, observed_data
+from models.mixture import check_compatible, model_prior, observed_data
 from models.nuts_setup import DensityGradient, choose_mass_matrix, exact_numerics, nuts_step
 from models.posterior_density import PosteriorDensity, kernels_cached
 from models.predictions import log_likelihood_group, predictive_group
+
+SAMPLERS = ("nutpie", "pymc")
+"""The NUTS implementations: nutpie's (compiled, in Rust) or PyMC's (in Python)."""
+
+SAMPLER = "nutpie"
+"""The default NUTS for `build_model`'s models: nutpie calling the hand-written density, with
+no Python between draws (about 4 times PyMC's speed here, benchmarks/README.md). Other models
+and PyTensor backends need PyMC's."""
 
 BACKEND: str | None = None
 """How NUTS evaluates the log density: None is the hand-written density of
@@ -61,6 +73,7 @@ def sample_posterior(
     *,
     cores: int | None = None,
     target_accept: float = 0.8,
+    sampler: str | None = None,
     backend: str | None = BACKEND,
     mass_matrix: str | None = None,
     predictions: bool = True,
@@ -76,36 +89,171 @@ def sample_posterior(
     Every chain starts near the reference, at a draw from the Laplace approximation there (see
     `models.nuts_setup`).
 
-    The posterior attrs record `compile_seconds` (building NUTS: the logp and gradient compile,
-    the starts and the function that records each draw),
-    `sampling_seconds` (PyMC's time for the tuning and drawing loop), `relabelled_draws` (draws
-    that had to be permuted to the reference labelling; 0 means no label switching),
-    `random_seed` and `backend`. The same random_seed gives the same draws, whatever `cores`.
-    `cores=None` runs one chain per CPU core (PyMC's own default counts half the cores, which on
-    a 2-core machine samples the chains one after another); chains sampled in parallel get one
-    BLAS thread each, since the likelihood's matrix product is threaded at large n and the
-    processes' threads would fight for the cores (benchmarks/README.md has both measurements);
-    `backend` None evaluates the hand-written density (recorded as "posterior_density"); "numba",
-    "c", ... compile the model's graph with that PyTensor backend (see `BACKEND`).
-    `mass_matrix` "full" or "diag" chooses the adapted NUTS mass matrix; None means "full" up to
-    `models.nuts_setup.DENSE_MAX_SIZE` free parameters, "diag" beyond (recorded as `mass_matrix`).
+    `sampler` chooses the NUTS implementation (`SAMPLERS`): None is nutpie's, in Rust, calling
+    the hand-written density (`models.compiled_nuts`), for `build_model`'s models with backend
+    None, and PyMC's otherwise. `backend` None evaluates the hand-written density (recorded as
+    "posterior_density"); "numba", "c", ... compile the model's graph with that PyTensor backend
+    and sample with PyMC (see `BACKEND`). `mass_matrix` chooses the adapted mass matrix: with
+    nutpie "low-rank" (None: a diagonal from draws and gradients with a low-rank correction,
+    which follows the posterior correlations of weights, means and covariance factors; on
+    seed-7907 about twice the ESS per second of nutpie's plain "diag") or "diag"; with PyMC
+    "full" or "diag", None meaning "full" up to `models.nuts_setup.DENSE_MAX_SIZE` free
+    parameters.
+
+    The posterior attrs record `compile_seconds` (setting NUTS up: the density compiled or loaded
+    from the cache, the starts), `sampling_seconds` (tuning and drawing), `relabelled_draws`
+    (draws that had to be permuted to the reference labelling; 0 means no label switching),
+    `random_seed`, `sampler`, `backend` and `mass_matrix`. The same random_seed gives the same
+    draws, whatever `cores`. `cores=None` runs one chain per CPU core (PyMC's own default counts
+    half the cores, which on a 2-core machine samples the chains one after another); with PyMC,
+    chains sampled in parallel get one BLAS thread each (benchmarks/README.md).
     `predictions=False` leaves out the log_likelihood and posterior_predictive groups (the
     report needs them).
     """
+    with _sampling(
+        model,
+        draws,
+        tune,
+        chains,
+        random_seed,
+        reference,
+        progressbar,
+        cores,
+        target_accept,
+        sampler,
+        backend,
+        mass_matrix,
+        predictions,
+    ) as result:
+        return result()
+
+
+@contextmanager
+def posterior_in_background(model: pm.Model, **options: Any) -> Iterator[Callable[[], DataTree]]:
+    """`sample_posterior(model, **options)`, its chains sampling while the caller goes on.
+
+    Yields a call that waits for the DataTree. With nutpie the set-up is done before the yield
+    and the chains run in nutpie's threads, so that work in the caller's thread (NumPy on one
+    core, say) overlaps them; leaving the block before the result stops them. With PyMC
+    everything is done before the yield.
+    """
+    bound = inspect.signature(sample_posterior).bind(model, **options)
+    bound.apply_defaults()
+    with _sampling(**bound.arguments) as result:
+        yield result
+
+
+@contextmanager
+def _sampling(
+    model: pm.Model,
+    draws: int,
+    tune: int,
+    chains: int,
+    random_seed: int | None,
+    reference: Any,
+    progressbar: bool,
+    cores: int | None,
+    target_accept: float,
+    sampler: str | None,
+    backend: str | None,
+    mass_matrix: str | None,
+    predictions: bool,
+) -> Iterator[Callable[[], DataTree]]:
+    """Check the options, set NUTS up and start it; yield a call that finishes the DataTree."""
     draws = check_integer("draws", draws, 1)
     tune = check_integer("tune", tune, 0)
     chains = check_integer("chains", chains, 1)
     cores = min(chains, os.cpu_count() or 1) if cores is None else cores
     random_seed = _check_seed(random_seed)
-    mass_matrix = choose_mass_matrix(model, mass_matrix)
+    sampler = choose_sampler(model, sampler, backend)
+    if sampler == "nutpie":
+        mass_matrix = choose_nutpie_mass_matrix(mass_matrix)
+    else:
+        mass_matrix = choose_mass_matrix(model, mass_matrix)
     parameters = reference_parameters(model, reference, random_seed)
+    options = dict(
+        draws=draws,
+        tune=tune,
+        chains=chains,
+        cores=cores,
+        random_seed=random_seed,
+        target_accept=target_accept,
+        mass_matrix=mass_matrix,
+        progressbar=progressbar,
+    )
+    recorded = dict(random_seed=random_seed, sampler=sampler, mass_matrix=mass_matrix)
+
+    def finish(idata: DataTree, compile_seconds: float, used_backend: str) -> DataTree:
+        _check_complete(idata, chains, draws)
+        posterior, relabelled = relabel_posterior(idata.posterior.to_dataset(), parameters)
+        posterior.attrs.update(
+            compile_seconds=compile_seconds,
+            sampling_seconds=float(idata.posterior.attrs["sampling_seconds"]),
+            relabelled_draws=relabelled,
+            backend=used_backend,
+            **recorded,
+        )
+        idata["posterior"] = posterior
+        return add_predictions(idata, random_seed) if predictions else idata
+
+    if progressbar:
+        announce_first_compile()
+    if sampler == "pymc":
+        done = finish(*_sample_pymc(model, parameters, backend, **options))
+        yield lambda: done
+        return
+    running = start_density(model, parameters, **options)
+    try:
+        yield lambda: finish(running.result(), running.setup_seconds, DENSITY_BACKEND)
+    finally:
+        running.cancel()
+
+
+def choose_sampler(model: pm.Model, sampler: str | None, backend: str | None) -> str:
+    """The NUTS implementation: sampler itself, or nutpie where it can run (see `SAMPLER`)."""
+    if sampler is None:
+        return SAMPLER if backend is None and model_prior(model) is not None else "pymc"
+    if sampler not in SAMPLERS:
+        raise ValueError(f"sampler must be one of {SAMPLERS} or None, got {sampler!r}")
+    if sampler == "nutpie" and (backend is not None or model_prior(model) is None):
+        raise ValueError(
+            "sampler 'nutpie' runs the hand-written density of build_model's models with "
+            "backend None; use sampler 'pymc' for a PyTensor backend or another model"
+        )
+    return sampler
+
+
+def choose_nutpie_mass_matrix(mass_matrix: str | None) -> str:
+    """The mass matrix nutpie adapts: mass_matrix itself, or "low-rank" (see `sample_posterior`)."""
+    if mass_matrix is None:
+        return "low-rank"
+    if mass_matrix not in NUTPIE_MASS_MATRICES:
+        raise ValueError(
+            f"mass_matrix must be one of {tuple(NUTPIE_MASS_MATRICES)} or None with sampler "
+            f"'nutpie', got {mass_matrix!r}"
+        )
+    return mass_matrix
+
+
+def _sample_pymc(
+    model: pm.Model,
+    parameters: MixtureParameters,
+    backend: str | None,
+    *,
+    draws: int,
+    tune: int,
+    chains: int,
+    cores: int,
+    random_seed: int,
+    target_accept: float,
+    mass_matrix: str,
+    progressbar: bool,
+) -> tuple[DataTree, float, str]:
+    """PyMC's NUTS: the DataTree `pm.sample` returns, the set-up time and the backend's name."""
     compile_kwargs = resolve_backend_compile_kwargs(backend, None)
     # One seed per chain for its start, drawn as pm.sample draws its own.
     chain_rngs = np.random.default_rng(random_seed).spawn(chains)
     chain_seeds = [int(rng.integers(2**30)) for rng in chain_rngs]
-
-    if progressbar:
-        announce_first_compile()
     started = time.perf_counter()
     with no_c_compiler(backend):
         starts, step = nuts_step(
@@ -113,7 +261,6 @@ def sample_posterior(
         )
     trace = recording_trace(model, step._logp_dlogp_func, starts[0])
     compile_seconds = time.perf_counter() - started
-
     with (
         exact_numerics(),
         no_c_compiler(backend),
@@ -133,24 +280,12 @@ def sample_posterior(
             compute_convergence_checks=False,
             compile_kwargs=compile_kwargs,
         )
-    _check_complete(idata, chains, draws)
-    posterior, relabelled = relabel_posterior(idata.posterior.to_dataset(), parameters)
-    posterior.attrs.update(
-        compile_seconds=compile_seconds,
-        sampling_seconds=float(idata.posterior.attrs["sampling_time"]),
-        relabelled_draws=relabelled,
-        random_seed=random_seed,
-        backend=(
-            DENSITY_BACKEND
-            if isinstance(step._logp_dlogp_func, DensityGradient)
-            else type(get_mode(compile_kwargs.get("mode")).linker).__name__
-        ),
-        mass_matrix=mass_matrix,
-    )
-    idata["posterior"] = posterior
-    if not predictions:
-        return idata
-    return _add_predictions(idata, random_seed)
+    idata.posterior.attrs["sampling_seconds"] = float(idata.posterior.attrs["sampling_time"])
+    if isinstance(step._logp_dlogp_func, DensityGradient):
+        used_backend = DENSITY_BACKEND
+    else:
+        used_backend = type(get_mode(compile_kwargs.get("mode")).linker).__name__
+    return idata, compile_seconds, used_backend
 
 
 def no_c_compiler(backend: str | None) -> AbstractContextManager:
@@ -239,7 +374,7 @@ def reference_parameters(model: pm.Model, reference: Any, random_seed: int) -> M
     return parameters
 
 
-def _add_predictions(idata: DataTree, random_seed: int) -> DataTree:
+def add_predictions(idata: DataTree, random_seed: int) -> DataTree:
     """Add the log_likelihood (every draw) and posterior_predictive (thinned) groups to idata.
 
     Both are computed in NumPy from the posterior draws (see `models.predictions`), the

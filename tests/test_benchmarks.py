@@ -188,3 +188,16 @@ def test_quick_select_benchmark_times_the_command_and_each_method():
     seconds = result["method_seconds"]
     assert seconds["em"] > 0 and seconds["vb"] > 0 and seconds["nuts"] > 0
     assert seconds["em"] + seconds["vb"] + seconds["nuts"] < result["median_seconds"]
+
+
+def test_the_end_to_end_section_gives_the_warm_median_and_every_run():
+    result = {
+        "command": "gmm-compare",
+        "cold": {"seconds": 30.0},
+        "warm": {"seconds": 9.5, "posterior_mb": 8.6},
+        "warm_seconds": [9.5, 11.0, 9.2],
+        "cold_over_warm": 30.0 / 9.5,
+    }
+    lines = report.end_to_end_section(result)
+    assert "- warm (goal ≤ 10 s): 9.5 s (goal met); median of 3 runs (9.5, 11.0, 9.2)" in lines
+    assert "- cold (goal ≤ 45 s): 30.0 s (goal met)" in lines

@@ -131,6 +131,21 @@ def wait_for_children(pid: int) -> set[int]:
     pytest.fail("the command started no worker processes")
 
 
+def wait_for_thread(pid: int, prefix: str) -> None:
+    """Block until the process has a thread whose name starts with prefix (from /proc)."""
+    deadline = time.monotonic() + PATIENCE
+    while time.monotonic() < deadline:
+        names = []
+        for task in Path(f"/proc/{pid}/task").glob("*"):
+            with contextlib.suppress(OSError):
+                names.append((task / "comm").read_text().strip())
+        if any(name.startswith(prefix) for name in names):
+            return
+        assert alive(pid), "the command ended before the phase"
+        time.sleep(0.05)
+    pytest.fail(f"no thread named {prefix}* appeared")
+
+
 def alive(pid: int) -> bool:
     """Whether the process exists and is not a zombie."""
     try:
@@ -180,9 +195,10 @@ def test_an_interrupt_in_any_phase_exits_128_plus_signal_and_keeps_the_report(
     args = LONG_RUN if phase == "sampling" else SHORT_RUN
     command = Command((*args, "--out", "out"), tmp_path)
     if phase == "sampling":
-        command.wait_for_line("NUTS: [")
-    elif phase == "after sampling":  # predictions, membership, saving, the comparison
-        command.wait_for_line("draw iterations")
+        command.wait_for_line("NUTS: ")
+        wait_for_thread(command.process.pid, "nutpie-worker")  # inside nutpie's chains
+    elif phase == "after sampling":  # the twin's NUTS, membership, saving, the comparison
+        command.wait_for_line("NUTS under VB's priors")
     else:
         command.wait_for_path(tmp_path, ".out.partial-*/figures")
     below = descendants(command.process.pid)
@@ -196,10 +212,10 @@ def test_an_interrupt_in_any_phase_exits_128_plus_signal_and_keeps_the_report(
     assert wait_gone(below) == set()
 
 
-def test_after_a_kill_no_sampler_lingers_and_the_next_run_cleans_up(tmp_path):
-    command = Command((*LONG_RUN, "--out", "out"), tmp_path)
-    command.wait_for_line("NUTS: [")
-    workers = wait_for_children(command.process.pid)  # PyMC's sampler processes
+def test_after_a_kill_no_child_lingers_and_the_next_run_cleans_up(tmp_path):
+    command = Command((*LONG_RUN, "--bootstrap", "100000", "--out", "out"), tmp_path)
+    command.wait_for_line("EM uncertainty")
+    workers = wait_for_children(command.process.pid)  # the bootstrap, forked beside NUTS
     os.kill(command.process.pid, signal.SIGKILL)
     command.finish()
     assert wait_gone(workers) == set()

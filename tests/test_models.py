@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import copy
 import math
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -491,7 +493,7 @@ def test_no_label_switching_no_divergences_and_converged(seed_posterior):
     assert diag.min_ess_bulk >= 400 and diag.min_ess_tail >= 400
     assert diag.ok, diag.problems
     assert diag.compile_seconds > 0 and diag.sampling_seconds > 0
-    assert diag.mass_matrix == "full"
+    assert diag.mass_matrix == "low-rank"  # nutpie's diagonal with its low-rank correction
 
 
 @pytest.mark.sampling
@@ -504,10 +506,12 @@ def test_diagonal_mass_matrix_and_no_predictions_on_request(seed_data, seed_em):
         chains=1,
         reference=seed_em,
         progressbar=False,
+        sampler="pymc",
         mass_matrix="diag",
         predictions=False,
     )
     assert idata.posterior.attrs["mass_matrix"] == "diag"
+    assert idata.posterior.attrs["sampler"] == "pymc"
     assert idata.posterior["means"].shape == (1, 50, 3, 2)
     assert set(idata.children) == {"posterior", "sample_stats", "observed_data"}
     assert np.all(np.isfinite(idata.posterior["covariances"].values))
@@ -602,3 +606,15 @@ def test_same_seed_same_draws_other_seed_other_draws(seed_data, seed_em):
             np.testing.assert_array_equal(first[group][name], again[group][name], err_msg=name)
     other = run(6, seed_em)
     assert not np.array_equal(first.posterior["means"], other.posterior["means"])
+
+
+def test_the_package_loads_pymc_only_when_a_name_needs_it():
+    """`models.storage` (the report's files) is light; `models.build_model` brings PyMC."""
+    code = (
+        "import sys, models.storage\n"
+        "light = 'pymc' not in sys.modules and 'nutpie' not in sys.modules\n"
+        "from models import build_model\n"
+        "print(light, 'pymc' in sys.modules, set(models.__all__) <= set(dir(models)))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["True", "True", "True"]

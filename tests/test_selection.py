@@ -250,7 +250,11 @@ def test_nuts_columns_are_filled_and_the_true_k_is_clean(full_selection):
     three = full_selection.rows[2]
     assert three.loo_rank is not None
     assert three.divergences == 0
-    assert three.max_rhat < 1.02  # R-hat's own noise at 2 x 300 draws is about 0.005
+    # The largest R-hat of 33 scalars from 2 x 300 draws is noisy: over 8 seeds on seed-7907 at
+    # K = 3 it ranged 1.009-1.021 with PyMC's dense NUTS, 1.007-1.023 with nutpie's diagonal
+    # and 1.010-1.028 with its low-rank matrix. Chains that have not mixed, or that switched
+    # labels, give far more.
+    assert three.max_rhat < 1.04
     # From 600 draws the largest Pareto k of 300-500 points is itself noisy: on seed42 it was
     # above 0.7 for 2 and 4 of 12 seeds (two ways of evaluating the same density), each time
     # for one point. At most 1 % of the points (3 of seed42's 300) is that noise; more would
