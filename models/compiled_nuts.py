@@ -27,7 +27,7 @@ from numba.core.ccallback import CFunc
 
 from em_reference import MixtureParameters
 from models.mixture import observed_data
-from models.nuts_setup import DENSE_MAX_SIZE, laplace_cholesky, start_point
+from models.nuts_setup import DENSE_MAX_SIZE, NutsRun, laplace_cholesky, start_point
 from models.posterior_density import PosteriorDensity
 
 if TYPE_CHECKING:
@@ -108,64 +108,6 @@ def nutpie_model(density: PosteriorDensity, start: Callable[[int], np.ndarray]) 
     )
 
 
-class RunningSampler:
-    """nutpie's chains sampling in its threads; `result` waits for them, `cancel` stops them."""
-
-    def __init__(self, model: Any, options: dict[str, Any]) -> None:
-        import nutpie
-
-        self.started = time.perf_counter()
-        self.sampler = nutpie.sample(model, return_raw_trace=True, blocking=False, **options)
-
-    def result(self) -> CompiledDraws:
-        """The draws once every chain has finished; an interrupt stops the chains and is raised."""
-        try:
-            results = self.sampler.wait()
-        except BaseException:
-            self.cancel()
-            raise
-        seconds = time.perf_counter() - self.started
-        draws = _from_arrow(results, seconds)
-        self._release()
-        return draws
-
-    def cancel(self) -> None:
-        """Stop the chains (nothing happens once they have finished)."""
-        if self.sampler is not None:
-            self.sampler.cancel()
-            self._release()
-
-    def _release(self) -> None:
-        """Drop nutpie's sampler now: it joins its threads, which a forked copy has not got."""
-        self.sampler = None
-
-
-def start_compiled(
-    model: Any,
-    draws: int,
-    tune: int,
-    chains: int,
-    cores: int,
-    seed: int,
-    target_accept: float,
-    mass_matrix: str,
-    progressbar: bool,
-) -> RunningSampler:
-    """Start nutpie's NUTS on a `nutpie_model`, the chains sampling in nutpie's threads."""
-    options = dict(
-        draws=draws,
-        tune=tune,
-        chains=chains,
-        cores=cores,
-        seed=seed,
-        target_accept=target_accept,
-        adaptation=MASS_MATRICES[mass_matrix],
-        save_warmup=False,
-        progress_bar=progressbar,
-    )
-    return RunningSampler(model, options)
-
-
 def _from_arrow(results: Any, seconds: float) -> CompiledDraws:
     """The draws after tuning from nutpie's raw (Arrow) trace."""
     import pyarrow as pa
@@ -185,45 +127,73 @@ def _from_arrow(results: Any, seconds: float) -> CompiledDraws:
     )
 
 
-@dataclass
-class RunningDensity:
-    """NUTS by nutpie on a `build_model` model, sampling: see `start_density`."""
+class RunningNuts:
+    """NUTS by nutpie on a `build_model` model, its chains sampling in nutpie's threads.
 
-    model: pm.Model
-    density: PosteriorDensity
-    running: RunningSampler
-    setup_seconds: float
+    `result` waits for them and gives the DataTree (`start_density` says what it holds);
+    `cancel` stops them. `setup_seconds` is the set-up's time, before the chains started.
+    """
+
+    def __init__(
+        self,
+        model: pm.Model,
+        density: PosteriorDensity,
+        compiled: Any,
+        run: NutsRun,
+        setup_seconds: float,
+    ) -> None:
+        import nutpie
+
+        self.model = model
+        self.density = density
+        self.setup_seconds = setup_seconds
+        self.started = time.perf_counter()
+        self.sampler = nutpie.sample(
+            compiled,
+            draws=run.draws,
+            tune=run.tune,
+            chains=run.chains,
+            cores=run.cores,
+            seed=run.random_seed,
+            target_accept=run.target_accept,
+            adaptation=MASS_MATRICES[run.mass_matrix],
+            save_warmup=False,
+            progress_bar=run.progressbar,
+            return_raw_trace=True,
+            blocking=False,
+        )
 
     def result(self) -> Any:
-        """The DataTree once every chain has finished (`start_density` says what it holds)."""
-        return draws_tree(self.model, self.density, self.running.result())
+        """The DataTree once every chain has finished; an interrupt stops them and is raised."""
+        try:
+            results = self.sampler.wait()
+        except BaseException:
+            self.cancel()
+            raise
+        draws = _from_arrow(results, time.perf_counter() - self.started)
+        self.sampler = None  # see `cancel`
+        return draws_tree(self.model, self.density, draws)
 
     def cancel(self) -> None:
-        """Stop the chains (nothing happens once they have finished)."""
-        self.running.cancel()
+        """Stop the chains (nothing happens once they have finished).
+
+        nutpie's sampler is dropped at once: it joins its threads, which a forked copy of this
+        process has not got, so it must not be left for a garbage collector to find.
+        """
+        if self.sampler is not None:
+            self.sampler.cancel()
+            self.sampler = None
 
 
-def start_density(
-    model: pm.Model,
-    reference: MixtureParameters,
-    *,
-    draws: int,
-    tune: int,
-    chains: int,
-    cores: int,
-    random_seed: int,
-    target_accept: float,
-    mass_matrix: str,
-    progressbar: bool,
-) -> RunningDensity:
+def start_density(model: pm.Model, reference: MixtureParameters, run: NutsRun) -> RunningNuts:
     """Start NUTS by nutpie on a `build_model` model; its `result` is a DataTree like `pm.sample`'s.
 
     Groups posterior (the model's variables, unlabelled), sample_stats (PyMC's names, see
     `STAT_NAMES`) and observed_data; the posterior attrs hold `sampling_seconds`. Every chain
     starts at a Laplace draw around the reference (`models.nuts_setup.start_point`), seeded by
-    nutpie from random_seed, so the same seed gives the same draws whatever `cores`. The set-up
-    (the density loaded or compiled, the Laplace approximation) is done here; the chains then
-    sample in nutpie's threads while the caller goes on.
+    nutpie from `run.random_seed`, so the same seed gives the same draws whatever `run.cores`.
+    The set-up (the density loaded or compiled, the Laplace approximation) is done here; the
+    chains then sample in nutpie's threads while the caller goes on.
     """
     started = time.perf_counter()
     density = PosteriorDensity(model)
@@ -237,11 +207,7 @@ def start_density(
         return start_point(lambda x: density(x)[0], centre, spread, rng)
 
     compiled = nutpie_model(density, start)
-    setup_seconds = time.perf_counter() - started
-    running = start_compiled(
-        compiled, draws, tune, chains, cores, random_seed, target_accept, mass_matrix, progressbar
-    )
-    return RunningDensity(model, density, running, setup_seconds)
+    return RunningNuts(model, density, compiled, run, time.perf_counter() - started)
 
 
 def draws_tree(model: pm.Model, density: PosteriorDensity, result: CompiledDraws) -> Any:

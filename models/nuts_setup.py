@@ -15,6 +15,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from typing import Any
 
 import cloudpickle
@@ -64,6 +65,24 @@ flip now and then, so the chains part. Without fastmath both are bit-identical.
 """
 
 Gradient = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True)
+class NutsRun:
+    """What one NUTS run is asked for, checked: both samplers take it.
+
+    chains of `draws` draws after `tune` tuning steps, `cores` of them at once, seeded by
+    random_seed; the mass matrix to adapt (the sampler's own names) and the target acceptance.
+    """
+
+    draws: int
+    tune: int
+    chains: int
+    cores: int
+    random_seed: int
+    target_accept: float
+    mass_matrix: str
+    progressbar: bool
 
 
 def exact_numerics() -> AbstractContextManager:
