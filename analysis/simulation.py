@@ -350,7 +350,7 @@ def run_nuts(
 
 
 def run_replicate(settings: StudySettings, replicate: int) -> dict[str, Any]:
-    """Replicate r: its data, every method's record, and where it ran (a Dask task).
+    """Replicate r (a Dask task): its settings, every method's record, and where it ran.
 
     One BLAS thread: a worker is one core's share.
     """
@@ -371,6 +371,7 @@ def run_replicate(settings: StudySettings, replicate: int) -> dict[str, Any]:
             methods["nuts"] = run_nuts(X, truth, settings, replicate, reference)
     return {
         "replicate": replicate,
+        "settings": settings.fingerprint(),
         "methods": methods,
         "worker": {"host": socket.gethostname(), "pid": os.getpid()},
     }
@@ -411,18 +412,23 @@ def run_study(
     """Compute the replicates missing from the store in `out`, on Dask; what was done.
 
     The store is checked (a folder not ours, or a store of other settings, is refused) before
-    any work. `scheduler`: an existing scheduler's address; otherwise a LocalCluster of
-    `workers` processes (default one per core) of one thread each. Each replicate is written
-    to the store as soon as it arrives; an interrupt loses only those in flight.
+    any work; a stored replicate made with other settings, or unreadable, is computed again
+    (a warning says how many and why). `scheduler`: an existing scheduler's address; otherwise
+    a LocalCluster of `workers` processes (default one per core) of one thread each. Each
+    replicate is written to the store as soon as it arrives; an interrupt loses only those in
+    flight.
     """
-    from analysis.simulation_store import open_store
+    from analysis.simulation_store import open_store, recompute_note
 
     if workers is not None:
         _check_count("workers", workers, 1)
     if scheduler is not None and workers is not None:
         raise ValueError("give workers for a local cluster or a scheduler address, not both")
     store = open_store(out, settings)
-    missing = [r for r in range(1, settings.replicates + 1) if not store.has(r)]
+    unusable = store.unusable()
+    if unusable:
+        warnings.warn(recompute_note(unusable), UserWarning, stacklevel=2)
+    missing = [r for r in range(1, settings.replicates + 1) if r in unusable or not store.has(r)]
     reused = settings.replicates - len(missing)
     started = time.perf_counter()
     n_workers = 0
