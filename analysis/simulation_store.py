@@ -201,8 +201,8 @@ def _is_number(value: Any) -> bool:
     return type(value) in (int, float) and math.isfinite(value)
 
 
-def open_store(out: Path, settings: StudySettings) -> StudyStore:
-    """The store in folder `out`, created if new; ValueError for a folder that is not ours.
+def check_store(out: Path, settings: StudySettings) -> StudyStore:
+    """The store in folder `out` as it stands, nothing created; ValueError for a folder not ours.
 
     Refused before any work: a path that is a file, a folder that is not empty and not one of
     our studies, or a study made with other settings (the differing ones are named).
@@ -210,13 +210,20 @@ def open_store(out: Path, settings: StudySettings) -> StudyStore:
     target = resolve_target(Path(out))
     if target.exists() and not target.is_dir():
         raise ValueError(f"output folder {str(out)!r} exists and is not a folder")
-    check_parent(target)
+    if target.parent.is_dir():
+        check_parent(target)  # writable? (it creates nothing, as the parent exists)
     if target.is_dir():
         _remove_partial_files(target)
         _check_ours(target, out)
         _check_settings(target, out, settings)
-    (target / REPLICATES).mkdir(parents=True, exist_ok=True)
-    store = StudyStore(target, settings)
+    return StudyStore(target, settings)
+
+
+def open_store(out: Path, settings: StudySettings) -> StudyStore:
+    """The store in folder `out`, created if new, holding the run's settings (`check_store`)."""
+    store = check_store(out, settings)
+    check_parent(store.folder)
+    (store.folder / REPLICATES).mkdir(parents=True, exist_ok=True)
     store.write_file(STUDY_FILE, dumps(settings.as_dict()))
     store.write_manifest()
     return store
