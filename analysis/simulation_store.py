@@ -38,6 +38,8 @@ REPLICATES = "replicates"
 REPORT_FILES = ("index.html", "coverage.png", "summary.json")
 STUDY_NAMES = frozenset({STUDY_FILE, REPLICATES, *REPORT_FILES})
 """Every name a study folder may hold besides the manifest."""
+MAX_RECORD_BYTES = 1_000_000
+"""The most a replicate's file is read of: a record is a few kB, so a larger file is not one."""
 PARTIAL = ".partial-"
 """Part of the name of a file being written (`write_atomically`); a killed run may leave one."""
 
@@ -71,7 +73,11 @@ class StudyStore:
         """Replicate r's record; UnusableReplicateError if its file cannot stand for replicate r."""
         path = self.path(replicate)
         try:
-            record = json.loads(path.read_text(encoding="utf-8"))
+            with path.open("rb") as file:
+                text = file.read(MAX_RECORD_BYTES + 1)
+            if len(text) > MAX_RECORD_BYTES:
+                raise ValueError(f"larger than {MAX_RECORD_BYTES} bytes")
+            record = json.loads(text)
         except (OSError, ValueError) as error:
             raise UnusableReplicateError(path, MALFORMED, str(error)) from None
         problem = record_problem(record, replicate, self.settings)

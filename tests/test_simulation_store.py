@@ -105,6 +105,12 @@ def _wrong_replicate(out: Path) -> None:
     shutil.copy2(replicate_file(out, 3), replicate_file(out, 2))
 
 
+def _oversized(out: Path) -> None:
+    """Replicate 2's record padded past any record's size (read whole, it could be any size)."""
+    path = replicate_file(out, 2)
+    path.write_text(path.read_text() + " " * 2_000_000)
+
+
 def _earlier_version(out: Path) -> None:
     """Replicate 2 as 963226b wrote it: no settings in the record."""
     _rewrite(replicate_file(out, 2), lambda record: record.pop("settings", None))
@@ -117,6 +123,7 @@ CASES = {
     "short estimate": (_short_estimate, "em_wald: estimate is not 18 finite numbers"),
     "wrong replicate": (_wrong_replicate, "replicate 3, not 2"),
     "earlier version": (_earlier_version, "1 made by an earlier version"),
+    "oversized": (_oversized, "(replicate-00002.json: larger than 1000000 bytes)"),
 }
 
 
