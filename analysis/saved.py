@@ -14,7 +14,7 @@ import hashlib
 import json
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -135,7 +135,51 @@ def load_results(folder: Path) -> Results:
     missing = [name for name in (EM_FILE, DATA_FILE) if not (folder / name).is_file()]
     if missing:
         raise _no_results(folder, missing)
-    data = read_csv(folder / DATA_FILE)
+    em = _read_em_file(folder, read_csv(folder / DATA_FILE))
+    dataset, settings = em.dataset, em.settings
+    missing = [name for name in saved_files(settings) if not (folder / name).is_file()]
+    if missing:
+        raise _no_results(folder, missing)
+    # Every posterior in the folder must fit the rest, even one this run's methods leave out
+    # (refused next): a mismatch is named more precisely here.
+    posteriors = {
+        name: _load_posterior(folder / name)
+        for name in (POSTERIOR_FILE, GAUSS_WISHART_FILE)
+        if (folder / name).is_file()
+    }
+    for posterior in posteriors.values():
+        check_consistent(dataset, em.parameters, posterior, settings, folder)
+    check_no_strays(folder, settings)
+    vb_document = _read_vb(folder) if settings.runs("vb") else None
+    vb = None if vb_document is None else _vb_from(vb_document, folder)
+    if vb is not None:
+        check_vb_consistent(vb, settings, dataset, folder)
+    # Last, as the checks above name a mismatch more precisely than a differing hash can.
+    hashes = {EM_FILE: em.document.get(DATA_HASH)}
+    hashes |= {name: posterior.attrs.get(DATA_HASH) for name, posterior in posteriors.items()}
+    if vb_document is not None:
+        hashes[VB_FILE] = vb_document.get(DATA_HASH)
+    check_same_data(folder, dataset, hashes)
+    try:
+        fits = EMFits.from_dict(em.document["em"], dataset.X)
+    except (KeyError, TypeError) as error:
+        raise _not_an_em_file(folder, error) from None
+    idata, idata_gauss_wishart = posteriors.get(POSTERIOR_FILE), posteriors.get(GAUSS_WISHART_FILE)
+    return results_from(dataset, fits, em.uncertainty, idata, settings, vb, idata_gauss_wishart)
+
+
+class _EMFile(NamedTuple):
+    """What em.json holds, read: its contents, the data with its names, EM's runs, and more."""
+
+    document: dict[str, Any]
+    dataset: Dataset
+    parameters: dict[str, MixtureParameters]
+    settings: RunSettings
+    uncertainty: EMUncertainty
+
+
+def _read_em_file(folder: Path, data: Dataset) -> _EMFile:
+    """em.json read beside data.csv's data; ValueError naming em.json when it is not ours."""
     try:
         document = json.loads((folder / EM_FILE).read_text(encoding="utf-8"))
         dataset = _dataset_from(document["dataset"], data)
@@ -149,50 +193,16 @@ def load_results(folder: Path) -> Results:
         )
     except (KeyError, TypeError, ValueError) as error:
         raise _not_an_em_file(folder, error) from None
-    check_files_match_settings(folder, settings)
-    posteriors = {
-        name: _load_posterior(folder / name)
-        for name in (POSTERIOR_FILE, GAUSS_WISHART_FILE)
-        if name in saved_files(settings)
-    }
-    for posterior in posteriors.values():
-        check_consistent(dataset, parameters, posterior, settings, folder)
-    vb_document = _read_vb(folder) if settings.runs("vb") else None
-    vb = None if vb_document is None else _vb_from(vb_document, folder)
-    if vb is not None:
-        check_vb_consistent(vb, settings, dataset, folder)
-    # Last, as the checks above name a mismatch more precisely than a differing hash can.
-    hashes = {EM_FILE: document.get(DATA_HASH)}
-    hashes |= {name: posterior.attrs.get(DATA_HASH) for name, posterior in posteriors.items()}
-    if vb_document is not None:
-        hashes[VB_FILE] = vb_document.get(DATA_HASH)
-    check_same_data(folder, dataset, hashes)
-    try:
-        fits = EMFits.from_dict(document["em"], dataset.X)
-    except (KeyError, TypeError) as error:
-        raise _not_an_em_file(folder, error) from None
-    return results_from(
-        dataset,
-        fits,
-        uncertainty,
-        posteriors.get(POSTERIOR_FILE),
-        settings,
-        vb,
-        posteriors.get(GAUSS_WISHART_FILE),
-    )
+    return _EMFile(document, dataset, parameters, settings, uncertainty)
 
 
-def check_files_match_settings(folder: Path, settings: RunSettings) -> None:
-    """ValueError unless the folder holds exactly the saved files its settings save.
+def check_no_strays(folder: Path, settings: RunSettings) -> None:
+    """ValueError naming the saved files in the folder that its settings do not save.
 
-    A file the settings do not explain (a posterior.nc beside an em.json whose methods leave
-    NUTS out) comes from another run: it would otherwise be left out of the report unsaid.
+    Such a file (a posterior.nc beside an em.json whose methods leave NUTS out) comes from
+    another run: it would otherwise be left out of the report unsaid.
     """
-    expected = saved_files(settings)
-    missing = [name for name in expected if not (folder / name).is_file()]
-    if missing:
-        raise _no_results(folder, missing)
-    strays = [n for n in SAVED_FILES if n not in expected and (folder / n).exists()]
+    strays = [n for n in SAVED_FILES if n not in saved_files(settings) and (folder / n).exists()]
     if strays:
         raise ValueError(
             f"the saved results in {str(folder)!r} do not belong together: {', '.join(strays)} "
