@@ -719,10 +719,11 @@ def command_simulate(args: argparse.Namespace) -> int:
         )
         check_not_interrupted()
     except (Interrupted, KeyboardInterrupt) as stop:
-        stop.detail = (  # type: ignore[union-attr]
-            f"the replicates finished so far are kept in {target}/; run the same command "
-            "again to compute only the missing ones"
-        )
+        if target.is_dir():  # else stopped before the store was made: nothing was written
+            stop.detail = (  # type: ignore[union-attr]
+                f"the replicates finished so far are kept in {target}/; run the same command "
+                "again to compute only the missing ones"
+            )
         raise
     summary = write_study_report(open_store(target, settings), run)
     if args.json:

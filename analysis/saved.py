@@ -3,16 +3,18 @@
 A report folder holds the saved results (`em.json`, `data.csv`, and as the run's methods say
 `posterior.nc` (NUTS), `vb.json` (VB) and `posterior_gauss_wishart.nc` (NUTS under VB's
 priors)), from which `gmm-compare report` rebuilds everything else without sampling or
-fitting. Loading checks that the files belong together; a folder written before VB (no
-`methods` in its settings) is read as EM and NUTS.
+fitting. Every saved file records `data_hash` of the data it was fitted to; loading checks
+each against data.csv (a file saved by an earlier version, without it, is refused), and that
+the folder holds exactly the files its settings save.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -32,6 +34,8 @@ VB_FILE = "vb.json"
 DATA_FILE = "data.csv"
 SAVED_FILES = (POSTERIOR_FILE, GAUSS_WISHART_FILE, EM_FILE, VB_FILE, DATA_FILE)
 """Every file a run may save; `saved_files` says which a given run saves."""
+DATA_HASH = "data_sha256"
+"""The key (in em.json and vb.json; the root attribute of a posterior) of `data_hash`."""
 REPORT_NAMES = frozenset({*SAVED_FILES, "comparison.json", "summary.md", "index.html", "figures"})
 """What a report folder holds: one written before folders carried a manifest is known by it."""
 
@@ -47,11 +51,25 @@ NO_UNCERTAINTY = (
 )
 
 
+def data_hash(dataset: Dataset) -> str:
+    """SHA-256 of the points X (n, D) as float64, the labels (n,) and the coordinates' names."""
+    X = np.ascontiguousarray(dataset.X, dtype="<f8")
+    header = [list(X.shape), dataset.names, dataset.labels is not None]
+    digest = hashlib.sha256(json.dumps(header).encode())
+    digest.update(X.data)
+    if dataset.labels is not None:
+        # data.csv's reader numbers the labels 0..L-1 in sorted order: hash that partition.
+        _, labels = np.unique(dataset.labels, return_inverse=True)
+        digest.update(np.ascontiguousarray(labels, dtype="<i8").data)
+    return digest.hexdigest()
+
+
 def em_document(
     dataset: Dataset, fits: EMFits, settings: RunSettings, uncertainty: EMUncertainty
 ) -> dict[str, Any]:
-    """The contents of em.json: known values, settings, EM runs, the reference run's uncertainty."""
+    """The contents of em.json: the data's hash and known values, settings, EM runs, uncertainty."""
     return {
+        DATA_HASH: data_hash(dataset),
         "dataset": {
             "name": dataset.name,
             "description": dataset.description,
@@ -92,12 +110,17 @@ def save_results(results: Results, folder: Path) -> None:
     (folder / DATA_FILE).write_text(to_csv(results.dataset), encoding="utf-8")
     document = em_document(results.dataset, results.fits, settings, results.uncertainty)
     (folder / EM_FILE).write_text(dumps(document), encoding="utf-8")
+    stamp = {DATA_HASH: document[DATA_HASH]}
     if results.vb is not None:
-        (folder / VB_FILE).write_text(dumps(results.vb.as_dict()), encoding="utf-8")
-    if results.idata is not None:
-        save_posterior(results.idata, folder / POSTERIOR_FILE)
-    if results.idata_gauss_wishart is not None:
-        save_posterior(results.idata_gauss_wishart, folder / GAUSS_WISHART_FILE)
+        (folder / VB_FILE).write_text(dumps(results.vb.as_dict() | stamp), encoding="utf-8")
+    for name, idata in (
+        (POSTERIOR_FILE, results.idata),
+        (GAUSS_WISHART_FILE, results.idata_gauss_wishart),
+    ):
+        if idata is not None:
+            stamped = idata.copy(deep=False)  # the caller's tree keeps its attributes
+            stamped.attrs = {**idata.attrs, **stamp}
+            save_posterior(stamped, folder / name)
 
 
 def copy_results(source: Path, folder: Path) -> None:
@@ -108,11 +131,55 @@ def copy_results(source: Path, folder: Path) -> None:
 
 
 def load_results(folder: Path) -> Results:
-    """Read a report folder's saved results; ValueError naming a missing or broken file."""
+    """Read a report folder's saved results; ValueError naming a missing, broken or foreign file."""
     missing = [name for name in (EM_FILE, DATA_FILE) if not (folder / name).is_file()]
     if missing:
         raise _no_results(folder, missing)
-    data = read_csv(folder / DATA_FILE)
+    em = _read_em_file(folder, read_csv(folder / DATA_FILE))
+    dataset, settings = em.dataset, em.settings
+    missing = [name for name in saved_files(settings) if not (folder / name).is_file()]
+    if missing:
+        raise _no_results(folder, missing)
+    # Every posterior in the folder must fit the rest, even one this run's methods leave out
+    # (refused next): a mismatch is named more precisely here.
+    posteriors = {
+        name: _load_posterior(folder / name)
+        for name in (POSTERIOR_FILE, GAUSS_WISHART_FILE)
+        if (folder / name).is_file()
+    }
+    for posterior in posteriors.values():
+        check_consistent(dataset, em.parameters, posterior, settings, folder)
+    check_no_strays(folder, settings)
+    vb_document = _read_vb(folder) if settings.runs("vb") else None
+    vb = None if vb_document is None else _vb_from(vb_document, folder)
+    if vb is not None:
+        check_vb_consistent(vb, settings, dataset, folder)
+    # Last, as the checks above name a mismatch more precisely than a differing hash can.
+    hashes = {EM_FILE: em.document.get(DATA_HASH)}
+    hashes |= {name: posterior.attrs.get(DATA_HASH) for name, posterior in posteriors.items()}
+    if vb_document is not None:
+        hashes[VB_FILE] = vb_document.get(DATA_HASH)
+    check_same_data(folder, dataset, hashes)
+    try:
+        fits = EMFits.from_dict(em.document["em"], dataset.X)
+    except (KeyError, TypeError) as error:
+        raise _not_an_em_file(folder, error) from None
+    idata, idata_gauss_wishart = posteriors.get(POSTERIOR_FILE), posteriors.get(GAUSS_WISHART_FILE)
+    return results_from(dataset, fits, em.uncertainty, idata, settings, vb, idata_gauss_wishart)
+
+
+class _EMFile(NamedTuple):
+    """What em.json holds, read: its contents, the data with its names, EM's runs, and more."""
+
+    document: dict[str, Any]
+    dataset: Dataset
+    parameters: dict[str, MixtureParameters]
+    settings: RunSettings
+    uncertainty: EMUncertainty
+
+
+def _read_em_file(folder: Path, data: Dataset) -> _EMFile:
+    """em.json read beside data.csv's data; ValueError naming em.json when it is not ours."""
     try:
         document = json.loads((folder / EM_FILE).read_text(encoding="utf-8"))
         dataset = _dataset_from(document["dataset"], data)
@@ -126,29 +193,42 @@ def load_results(folder: Path) -> Results:
         )
     except (KeyError, TypeError, ValueError) as error:
         raise _not_an_em_file(folder, error) from None
-    missing = [name for name in saved_files(settings) if not (folder / name).is_file()]
-    if missing:
-        raise _no_results(folder, missing)
-    # Every posterior in the folder must fit the rest, even one this run's methods leave out.
-    posteriors = {
-        name: _load_posterior(folder / name)
-        for name in (POSTERIOR_FILE, GAUSS_WISHART_FILE)
-        if (folder / name).is_file()
-    }
-    for posterior in posteriors.values():
-        check_consistent(dataset, parameters, posterior, settings, folder)
-    idata = posteriors.get(POSTERIOR_FILE) if settings.runs("nuts") else None
-    idata_gauss_wishart = None
-    if settings.runs("vb") and settings.runs("nuts"):
-        idata_gauss_wishart = posteriors[GAUSS_WISHART_FILE]
-    vb = _load_vb(folder) if settings.runs("vb") else None
-    if vb is not None:
-        check_vb_consistent(vb, settings, dataset, folder)
-    try:
-        fits = EMFits.from_dict(document["em"], dataset.X)
-    except (KeyError, TypeError) as error:
-        raise _not_an_em_file(folder, error) from None
-    return results_from(dataset, fits, uncertainty, idata, settings, vb, idata_gauss_wishart)
+    return _EMFile(document, dataset, parameters, settings, uncertainty)
+
+
+def check_no_strays(folder: Path, settings: RunSettings) -> None:
+    """ValueError naming the saved files in the folder that its settings do not save.
+
+    Such a file (a posterior.nc beside an em.json whose methods leave NUTS out) comes from
+    another run: it would otherwise be left out of the report unsaid.
+    """
+    strays = [n for n in SAVED_FILES if n not in saved_files(settings) and (folder / n).exists()]
+    if strays:
+        raise ValueError(
+            f"the saved results in {str(folder)!r} do not belong together: {', '.join(strays)} "
+            f"{'is' if len(strays) == 1 else 'are'} there, but the methods in {EM_FILE} "
+            f"({', '.join(settings.methods)}) do not save {'it' if len(strays) == 1 else 'them'}"
+        )
+
+
+def check_same_data(folder: Path, dataset: Dataset, hashes: dict[str, Any]) -> None:
+    """ValueError naming the file unless each saved file's data hash (by file name) is data.csv's.
+
+    `dataset` is data.csv's points and labels with em.json's names, as loaded.
+    """
+    expected = data_hash(dataset)
+    for name, saved in hashes.items():
+        if saved is None:
+            raise ValueError(
+                f"{str(folder / name)!r} was saved by an earlier version of gmm-compare, which "
+                f"did not record the data it was fitted to, so it cannot be checked against "
+                f"{DATA_FILE}: run `gmm-compare compare` again to remake the folder"
+            )
+        if saved != expected:
+            raise ValueError(
+                f"the saved results in {str(folder)!r} do not belong together: {name} was "
+                f"fitted to other data than {DATA_FILE} holds (its {DATA_HASH} differs)"
+            )
 
 
 def _no_results(folder: Path, missing: list[str]) -> ValueError:
@@ -169,13 +249,29 @@ def _load_posterior(path: Path) -> Any:
         raise ValueError(f"cannot read {str(path)!r}: {error}") from None
 
 
-def _load_vb(folder: Path) -> VBFit:
-    """VB's saved fit; ValueError naming vb.json when it cannot be read."""
+def _read_vb(folder: Path) -> dict[str, Any]:
+    """vb.json's contents; ValueError naming it when it is not a JSON object."""
+    path = folder / VB_FILE
     try:
-        return VBFit.from_dict(json.loads((folder / VB_FILE).read_text(encoding="utf-8")))
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise _not_a_vb_file(path, error) from None
+    if not isinstance(document, dict):
+        raise _not_a_vb_file(path, TypeError("not a JSON object"))
+    return document
+
+
+def _vb_from(document: dict[str, Any], folder: Path) -> VBFit:
+    """VB's saved fit from vb.json's contents; ValueError naming vb.json when it is broken."""
+    try:
+        return VBFit.from_dict(document)
     except (KeyError, TypeError, ValueError) as error:
-        path = str(folder / VB_FILE)
-        raise ValueError(f"{path!r} is not a gmm-compare VB file: {error}") from None
+        raise _not_a_vb_file(folder / VB_FILE, error) from None
+
+
+def _not_a_vb_file(path: Path, error: Exception) -> ValueError:
+    """The error for a vb.json that cannot be read."""
+    return ValueError(f"{str(path)!r} is not a gmm-compare VB file: {error}")
 
 
 def check_vb_consistent(vb: VBFit, settings: RunSettings, dataset: Dataset, folder: Path) -> None:

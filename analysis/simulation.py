@@ -18,11 +18,14 @@ made from the store (`analysis.simulation_report`).
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import sys
+import threading
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,6 +34,7 @@ import numpy as np
 
 from analysis.comparison import entries, label
 from analysis.em_fits import N_INIT
+from analysis.interrupts import INTERRUPTS
 from analysis.settings import INTERVAL_PROB
 from em_reference import GaussianMixtureEM, MixtureParameters, sample_mixture, seed7907
 from em_reference.bootstrap import assignment, matching_costs
@@ -350,7 +354,7 @@ def run_nuts(
 
 
 def run_replicate(settings: StudySettings, replicate: int) -> dict[str, Any]:
-    """Replicate r: its data, every method's record, and where it ran (a Dask task).
+    """Replicate r (a Dask task): its settings, every method's record, and where it ran.
 
     One BLAS thread: a worker is one core's share.
     """
@@ -371,6 +375,7 @@ def run_replicate(settings: StudySettings, replicate: int) -> dict[str, Any]:
             methods["nuts"] = run_nuts(X, truth, settings, replicate, reference)
     return {
         "replicate": replicate,
+        "settings": settings.fingerprint(),
         "methods": methods,
         "worker": {"host": socket.gethostname(), "pid": os.getpid()},
     }
@@ -411,86 +416,141 @@ def run_study(
     """Compute the replicates missing from the store in `out`, on Dask; what was done.
 
     The store is checked (a folder not ours, or a store of other settings, is refused) before
-    any work. `scheduler`: an existing scheduler's address; otherwise a LocalCluster of
-    `workers` processes (default one per core) of one thread each. Each replicate is written
-    to the store as soon as it arrives; an interrupt loses only those in flight.
+    any work; a stored replicate made with other settings, or unreadable, is computed again
+    (a warning says how many and why). `scheduler`: an existing scheduler's address; otherwise
+    a LocalCluster of `workers` processes (default one per core) of one thread each. The store
+    is created only once the cluster is reached. Each replicate is written to the store as soon
+    as it arrives; an interrupt loses only those in flight.
     """
-    from analysis.simulation_store import open_store
+    from analysis.simulation_store import check_store, open_store, recompute_note
 
     if workers is not None:
         _check_count("workers", workers, 1)
     if scheduler is not None and workers is not None:
         raise ValueError("give workers for a local cluster or a scheduler address, not both")
-    store = open_store(out, settings)
-    missing = [r for r in range(1, settings.replicates + 1) if not store.has(r)]
+    stored = check_store(out, settings)
+    unusable = stored.unusable()
+    if unusable:
+        warnings.warn(recompute_note(unusable), UserWarning, stacklevel=2)
+    missing = [r for r in range(1, settings.replicates + 1) if r in unusable or not stored.has(r)]
     reused = settings.replicates - len(missing)
     started = time.perf_counter()
     n_workers = 0
     if missing:
-        n_workers = _compute(settings, store, missing, scheduler, workers, reused, progress)
-    elif progress is not None:
-        progress(settings.replicates, settings.replicates, 0)
+        with dask_client(scheduler, workers) as client:
+            store = open_store(out, settings)
+            n_workers = _compute(client, settings, store, missing, reused, progress)
+    else:
+        open_store(out, settings)
+        if progress is not None:
+            progress(settings.replicates, settings.replicates, 0)
     return StudyRun(
         settings.replicates, len(missing), reused, n_workers, time.perf_counter() - started
     )
 
 
+SCHEDULER_TIMEOUT = "20s"
+"""How long to try reaching a `--scheduler` before giving up."""
+
+
+@contextmanager
+def dask_client(scheduler: str | None, workers: int | None) -> Iterator[Any]:
+    """A Client of the scheduler at `scheduler`, else of a new LocalCluster; closed on leaving.
+
+    The LocalCluster has `workers` single-threaded processes (default one per core). ValueError
+    when the scheduler cannot be reached.
+    """
+    import logging
+
+    from distributed import Client, LocalCluster
+
+    with ExitStack() as stack:
+        if scheduler is None:
+            # Ctrl-C at a terminal reaches the whole process group. The cluster's threads,
+            # started here, spawn the worker processes, which inherit SIGINT blocked: only this
+            # process is interrupted (once the cluster is whole, so that it can be closed),
+            # and closing the cluster stops them without a traceback.
+            with interrupts_held():
+                cluster = LocalCluster(
+                    n_workers=workers or default_workers(),
+                    threads_per_worker=1,
+                    processes=True,
+                    dashboard_address=":0",
+                    silence_logs=logging.ERROR,
+                    memory_limit=0,
+                )
+                stack.callback(cluster.close)
+            client = Client(cluster)
+        else:
+            try:
+                client = Client(scheduler, timeout=SCHEDULER_TIMEOUT)
+            except OSError as error:
+                raise ValueError(
+                    f"cannot reach the Dask scheduler {scheduler!r}: {error}"
+                ) from None
+        stack.callback(client.close)
+        yield client
+
+
+@contextmanager
+def interrupts_held() -> Iterator[None]:
+    """SIGINT and SIGTERM held back while inside, and delivered on leaving (not lost).
+
+    SIGINT is blocked in this thread, and so in the threads and processes started meanwhile;
+    in the main thread, both are recorded while inside (their handlers run in the main thread
+    whichever thread the kernel chose) and raised again on leaving.
+    """
+    from multiprocessing import resource_tracker
+
+    # multiprocessing unblocks SIGINT in the thread that first starts its resource tracker (a
+    # process of its own): started before the block, the tracker leaves the block alone.
+    resource_tracker.ensure_running()
+    arrived: list[int] = []
+    held = INTERRUPTS if threading.current_thread() is threading.main_thread() else ()
+    previous = {signum: signal.signal(signum, lambda s, _: arrived.append(s)) for signum in held}
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        for signum in arrived[:1]:
+            signal.raise_signal(signum)
+
+
 def _compute(
+    client: Any,
     settings: StudySettings,
     store: StudyStore,
     missing: list[int],
-    scheduler: str | None,
-    workers: int | None,
     reused: int,
     progress: Progress | None,
 ) -> int:
-    """Run the missing replicates on Dask, storing each as it finishes; the number of workers."""
-    import logging
+    """Run the missing replicates on the client's cluster, storing each as it arrives; workers."""
+    from distributed import as_completed
 
-    from distributed import Client, LocalCluster, as_completed
-
-    if scheduler is None:
-        cluster: Any = LocalCluster(
-            n_workers=workers or default_workers(),
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=":0",
-            silence_logs=logging.ERROR,
-            memory_limit=0,
+    n_workers = len(client.scheduler_info(n_workers=-1)["workers"])
+    token = store.token
+    futures = [
+        client.submit(
+            run_replicate, settings, r, key=f"gmm-compare-replicate-{token}-{r}", pure=False
         )
-        client = Client(cluster)
-    else:
-        cluster = None
-        try:
-            client = Client(scheduler, timeout="20s")
-        except OSError as error:
-            raise ValueError(f"cannot reach the Dask scheduler {scheduler!r}: {error}") from None
-    try:
-        n_workers = len(client.scheduler_info(n_workers=-1)["workers"])
-        token = store.token
-        futures = [
-            client.submit(
-                run_replicate, settings, r, key=f"gmm-compare-replicate-{token}-{r}", pure=False
-            )
-            for r in missing
-        ]
-        pending = as_completed(futures)
-        del futures  # as_completed holds them until each is done
-        done = reused
-        for computed, future in enumerate(pending, start=1):
-            store.write(future.result())
-            # Stored: let the worker drop it. A result the client still wants is recomputed
-            # elsewhere when its worker dies, so one killed worker would cost every replicate
-            # it ever ran, not only the one in flight.
-            future.release()
-            done += 1
-            if progress is not None:
-                progress(done, settings.replicates, computed)
-        return n_workers
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
+        for r in missing
+    ]
+    pending = as_completed(futures)
+    del futures  # as_completed holds them until each is done
+    done = reused
+    for computed, future in enumerate(pending, start=1):
+        store.write(future.result())
+        # Stored: let the worker drop it. A result the client still wants is recomputed
+        # elsewhere when its worker dies, so one killed worker would cost every replicate
+        # it ever ran, not only the one in flight.
+        future.release()
+        done += 1
+        if progress is not None:
+            progress(done, settings.replicates, computed)
+    return n_workers
 
 
 def print_progress(quiet: bool) -> Progress | None:

@@ -9,12 +9,15 @@ Every file is written to a temporary name and renamed into place, so a replicate
 complete or absent. A folder that is not empty is used only when it is one of our studies
 (manifest and study.json); its settings must be the run's, but for the number of replicates
 (a larger R adds replicates, a smaller one reports the first R), so stores are never mixed.
+Each replicate's record carries the settings it was made with, and is read only when they are
+the study's and every field has its type and length (`UnusableReplicateError` says why not).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +30,7 @@ from analysis.files import (
     resolve_target,
     tool_version,
 )
-from analysis.simulation import StudySettings
+from analysis.simulation import StudySettings, parameter_labels
 from models.storage import write_atomically
 
 STUDY_FILE = "study.json"
@@ -35,6 +38,8 @@ REPLICATES = "replicates"
 REPORT_FILES = ("index.html", "coverage.png", "summary.json")
 STUDY_NAMES = frozenset({STUDY_FILE, REPLICATES, *REPORT_FILES})
 """Every name a study folder may hold besides the manifest."""
+MAX_RECORD_BYTES = 1_000_000
+"""The most a replicate's file is read of: a record is a few kB, so a larger file is not one."""
 PARTIAL = ".partial-"
 """Part of the name of a file being written (`write_atomically`); a killed run may leave one."""
 
@@ -65,15 +70,31 @@ class StudyStore:
         )
 
     def read(self, replicate: int) -> dict[str, Any]:
-        """Replicate r's record; ValueError if its file is not a replicate's JSON."""
+        """Replicate r's record; UnusableReplicateError if its file cannot stand for replicate r."""
         path = self.path(replicate)
         try:
-            record = json.loads(path.read_text(encoding="utf-8"))
+            with path.open("rb") as file:
+                text = file.read(MAX_RECORD_BYTES + 1)
+            if len(text) > MAX_RECORD_BYTES:
+                raise ValueError(f"larger than {MAX_RECORD_BYTES} bytes")
+            record = json.loads(text)
         except (OSError, ValueError) as error:
-            raise ValueError(f"cannot read stored replicate {str(path)!r}: {error}") from None
-        if not isinstance(record, dict) or record.get("replicate") != replicate:
-            raise ValueError(f"stored replicate {str(path)!r} is not replicate {replicate}")
+            raise UnusableReplicateError(path, MALFORMED, str(error)) from None
+        problem = record_problem(record, replicate, self.settings)
+        if problem is not None:
+            raise UnusableReplicateError(path, *problem)
         return record
+
+    def unusable(self) -> dict[int, UnusableReplicateError]:
+        """The stored replicates of 1..R that cannot be used, each with why, by replicate."""
+        found = {}
+        for replicate in range(1, self.settings.replicates + 1):
+            if self.has(replicate):
+                try:
+                    self.read(replicate)
+                except UnusableReplicateError as error:
+                    found[replicate] = error
+        return found
 
     def records(self) -> list[dict[str, Any]]:
         """The stored records of replicates 1..R, in order (all must be there)."""
@@ -97,8 +118,97 @@ class StudyStore:
         self.write_file(MANIFEST, dumps(document))
 
 
-def open_store(out: Path, settings: StudySettings) -> StudyStore:
-    """The store in folder `out`, created if new; ValueError for a folder that is not ours.
+OTHER_SETTINGS = "made with other settings"
+EARLIER_VERSION = "made by an earlier version, which did not record its settings"
+MALFORMED = "unreadable or malformed"
+"""Why a stored replicate cannot be used (`UnusableReplicateError.kind`)."""
+
+
+class UnusableReplicateError(ValueError):
+    """A stored replicate's file that cannot stand for its replicate: `kind` and `detail`."""
+
+    def __init__(self, path: Path, kind: str, detail: str) -> None:
+        super().__init__(f"stored replicate {str(path)!r} cannot be used: {kind} ({detail})")
+        self.path, self.kind, self.detail = path, kind, detail
+
+
+def recompute_note(unusable: dict[int, UnusableReplicateError]) -> str:
+    """One line: how many stored replicates are computed again, by why, with a first example."""
+    kinds: dict[str, list[UnusableReplicateError]] = {}
+    for error in unusable.values():
+        kinds.setdefault(error.kind, []).append(error)
+    reasons = "; ".join(
+        f"{len(errors)} {kind} ({errors[0].path.name}: {errors[0].detail})"
+        for kind, errors in kinds.items()
+    )
+    return f"computing {len(unusable)} stored replicate(s) again: {reasons}"
+
+
+def record_problem(record: Any, replicate: int, settings: StudySettings) -> tuple[str, str] | None:
+    """(kind, detail) when `record` cannot stand for replicate r of the study, else None."""
+    if not isinstance(record, dict):
+        return MALFORMED, "not a JSON object"
+    if record.get("replicate") != replicate or isinstance(record.get("replicate"), bool):
+        return MALFORMED, f"replicate {record.get('replicate')!r}, not {replicate}"
+    if "settings" not in record:
+        return EARLIER_VERSION, "no settings"
+    if record["settings"] != settings.fingerprint():
+        return _settings_problem(record["settings"], settings.fingerprint())
+    methods = record.get("methods")
+    if not isinstance(methods, dict) or set(methods) != set(settings.interval_sets):
+        shown = sorted(methods) if isinstance(methods, dict) else methods
+        return MALFORMED, f"methods {shown!r}, not {list(settings.interval_sets)!r}"
+    size = len(parameter_labels(settings.true_parameters))
+    for name, entry in methods.items():
+        problem = _entry_problem(entry, size, name == "nuts")
+        if problem is not None:
+            return MALFORMED, f"{name}: {problem}"
+    return None
+
+
+def _settings_problem(stored: Any, wanted: dict[str, Any]) -> tuple[str, str]:
+    """(kind, detail) of a record's settings that are not the study's `wanted` ones."""
+    if not isinstance(stored, dict):
+        return MALFORMED, f"settings {stored!r}"
+    keys = sorted(set(wanted) | set(stored))
+    return OTHER_SETTINGS, ", ".join(
+        f"{key} {stored.get(key)!r}, not {wanted.get(key)!r}"
+        for key in keys
+        if stored.get(key) != wanted.get(key)
+    )
+
+
+def _entry_problem(entry: Any, size: int, nuts: bool) -> str | None:
+    """What is wrong with one method's entry (P = size parameters), or None."""
+    if not isinstance(entry, dict) or entry.get("status") not in ("ok", "failed"):
+        return "not an entry with status 'ok' or 'failed'"
+    if not _is_number(entry.get("seconds")):
+        return f"seconds {entry.get('seconds')!r}"
+    if entry["status"] == "failed":
+        return None if isinstance(entry.get("error"), str) else "a failure without its error"
+    for key in ("estimate", "low", "high"):
+        values = entry.get(key)
+        if not (isinstance(values, list) and len(values) == size and all(map(_is_number, values))):
+            return f"{key} is not {size} finite numbers"
+    covered = entry.get("covered")
+    if not (
+        isinstance(covered, list) and len(covered) == size and all(type(c) is bool for c in covered)
+    ):
+        return f"covered is not {size} true/false values"
+    if nuts and not (
+        type(entry.get("first_on_worker")) is bool and _is_number(entry.get("compile_seconds"))
+    ):
+        return "first_on_worker or compile_seconds missing"
+    return None
+
+
+def _is_number(value: Any) -> bool:
+    """Whether a JSON value is a finite number (not a bool)."""
+    return type(value) in (int, float) and math.isfinite(value)
+
+
+def check_store(out: Path, settings: StudySettings) -> StudyStore:
+    """The store in folder `out` as it stands, nothing created; ValueError for a folder not ours.
 
     Refused before any work: a path that is a file, a folder that is not empty and not one of
     our studies, or a study made with other settings (the differing ones are named).
@@ -106,13 +216,20 @@ def open_store(out: Path, settings: StudySettings) -> StudyStore:
     target = resolve_target(Path(out))
     if target.exists() and not target.is_dir():
         raise ValueError(f"output folder {str(out)!r} exists and is not a folder")
-    check_parent(target)
+    if target.parent.is_dir():
+        check_parent(target)  # writable? (it creates nothing, as the parent exists)
     if target.is_dir():
         _remove_partial_files(target)
         _check_ours(target, out)
         _check_settings(target, out, settings)
-    (target / REPLICATES).mkdir(parents=True, exist_ok=True)
-    store = StudyStore(target, settings)
+    return StudyStore(target, settings)
+
+
+def open_store(out: Path, settings: StudySettings) -> StudyStore:
+    """The store in folder `out`, created if new, holding the run's settings (`check_store`)."""
+    store = check_store(out, settings)
+    check_parent(store.folder)
+    (store.folder / REPLICATES).mkdir(parents=True, exist_ok=True)
     store.write_file(STUDY_FILE, dumps(settings.as_dict()))
     store.write_manifest()
     return store

@@ -85,18 +85,27 @@ def test_wilson_interval_by_hand():
         wilson_interval(11, 10)
 
 
+BY_HAND = StudySettings(replicates=4, methods=("vb",))
+"""The study whose records the tests below write by hand."""
+
+
 def _record(replicate: int, low: list[float], high: list[float], estimate: list[float]) -> dict:
     """A stored VB entry with the given bounds (coverage computed from the truth)."""
     truth = flatten(seed7907.TRUE)
     covered = [bool(lo <= t <= hi) for lo, t, hi in zip(low, truth, high, strict=True)]
     entry = {"status": "ok", "seconds": 1.0 + replicate, "estimate": estimate, "low": low}
     entry |= {"high": high, "covered": covered, "switched": False}
-    return {"replicate": replicate, "methods": {"vb": entry}, "worker": {}}
+    return _made_by_hand(replicate, {"vb": entry})
+
+
+def _made_by_hand(replicate: int, methods: dict) -> dict:
+    """Replicate r's record of BY_HAND's study holding the given method entries."""
+    settings = BY_HAND.fingerprint()
+    return {"replicate": replicate, "settings": settings, "methods": methods, "worker": {}}
 
 
 def test_coverage_width_bias_rmse_by_hand(tmp_path):
-    settings = StudySettings(replicates=4, methods=("vb",))
-    store = open_store(tmp_path / "study", settings)
+    store = open_store(tmp_path / "study", BY_HAND)
     truth = np.array(flatten(seed7907.TRUE))
     n = truth.size
     # Replicate 1 covers everything with width 2; replicate 2 misses parameter 0 only (interval
@@ -107,7 +116,7 @@ def test_coverage_width_bias_rmse_by_hand(tmp_path):
     store.write(_record(2, list(shifted), list(shifted + 0.2), list(truth - 0.5)))
     store.write(_record(3, list(truth - 3), list(truth - 2), list(truth)))
     failed = {"status": "failed", "seconds": 0.5, "error": "ValueError: collapsed"}
-    store.write({"replicate": 4, "methods": {"vb": failed}, "worker": {}})
+    store.write(_made_by_hand(4, {"vb": failed}))
     run = StudyRun(replicates=4, computed=4, reused=0, workers=2, wall_seconds=1.0)
     summary = summarise(store, run)
     vb = summary["methods"]["vb"]
