@@ -284,11 +284,16 @@ def _files(folder, files):
     return folder
 
 
+def _work_started(*_args, **_kwargs):
+    """Stands for the work: an error the command line does not turn into exit status 2."""
+    raise AssertionError("the work started")
+
+
 @pytest.fixture
 def no_work(monkeypatch):
     """The fitting of compare and select fails the test if it starts."""
-    monkeypatch.setattr("analysis.pipeline.run_em", pytest.fail)
-    monkeypatch.setattr("analysis.selection.select_components", pytest.fail)
+    monkeypatch.setattr("analysis.pipeline.run_em", _work_started)
+    monkeypatch.setattr("analysis.selection.select_components", _work_started)
 
 
 @pytest.mark.parametrize(
@@ -590,11 +595,11 @@ def test_an_interrupt_while_publishing_waits_for_it_and_says_so(tmp_path, monkey
     PUBLISHED.clear()
     with pytest.raises(KeyboardInterrupt), staged_folder(target) as staging:
         (staging / "index.html").write_text("new")
-    assert sent == (["exchange"] if swap == "exchange" else ["rename"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report"]
+    assert _contents(target) == {"index.html": "new"}
     assert [target] == PUBLISHED  # what the command line's message reads
     PUBLISHED.clear()
-    assert _contents(target) == {"index.html": "new"}
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["report"]
+    assert sent == (["exchange"] if swap == "exchange" else ["rename"])
 
 
 def test_interrupts_held_waits_for_an_interrupt_another_thread_caught():
@@ -715,3 +720,27 @@ def test_a_posterior_the_disk_refuses_is_one_oserror(tmp_path):
     assert (result.returncode, result.stderr) == (0, "")
     assert result.stdout == f"{errno.EFBIG} True\n"
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.sampling
+def test_a_report_the_disk_refuses_is_one_line_and_the_old_report_stays(tmp_path):
+    # Before, with the limit just under posterior.nc's size: h5py's "Exception ignored"
+    # tracebacks, a crash (SIGSEGV) and the staging folder left behind.
+    report = tmp_path / "report"
+    command = [str(Path(sys.executable).with_name("gmm-compare")), "sample", "seed42", "-q"]
+    command += ["--methods", "em,nuts", "--draws", "50", "--tune", "50", "--chains", "2"]
+    command += ["--bootstrap", "0", "--out", str(report)]
+    first = subprocess.run(command, capture_output=True, text=True, check=False)
+    assert first.returncode == 0, first.stderr
+    before = _tree(report)
+    size = (report / "posterior.nc").stat().st_size
+    limit = size - size // 25
+    assert max(len(content) for name, content in before.items() if name != "posterior.nc") < limit
+    result = subprocess.run(
+        command, preexec_fn=_file_size_limit(limit), capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 2
+    assert len(result.stderr.splitlines()) == 1, result.stderr
+    assert result.stderr.startswith("gmm-compare: error: [Errno 27] File too large: ")
+    assert _tree(report) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report"]
