@@ -1,7 +1,9 @@
-"""Writing outputs safely: a folder is built aside and renamed into place only when complete.
+"""Writing outputs safely: a folder is built aside and swapped into place in one step, complete.
 
-A failed or interrupted run removes its staging folder and leaves the previous report, if any,
-exactly as it was; JSON never carries NaN or infinity (a missing number is null).
+Only a folder that is empty or wholly ours (its manifest names the kind of command that wrote
+it and lists everything it holds) is replaced, and only by the same kind of command. A failed
+or interrupted run removes its staging folder and leaves the previous report, if any, exactly
+as it was; JSON never carries NaN or infinity (a missing number is null).
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ folder is replaced only by a command of the kind named in its manifest."""
 
 
 class LegacyLayout(NamedTuple):
-    """What a manifest without a kind (commit 963226b and before) could list for one kind."""
+    """What a manifest without a kind (as written up to commit 963226b) could list, per kind."""
 
     signature: str
     """A name that kind's folders always held, and no other kind's."""
@@ -67,25 +69,38 @@ class LegacyLayout(NamedTuple):
     """The files each of its subfolders could hold (the manifest did not list them)."""
 
 
+LEGACY_FIGURES = (
+    "data",
+    "em_clusters",
+    "posterior_clusters",
+    "misclassified",
+    "em_convergence",
+    "elbo",
+    "forest",
+    "vb_sd_ratio",
+    "trace",
+    "rank",
+    "ppc",
+    "pairs",
+)
+"""The figures a report's figures/ could hold at commit 963226b."""
 LEGACY_LAYOUTS = {
     REPORT: LegacyLayout(
         "em.json",
         frozenset(
-            {
-                *("em.json", "data.csv", "posterior.nc", "vb.json", "posterior_gauss_wishart.nc"),
-                *("comparison.json", "summary.md", "index.html", "figures"),
-            }
+            [
+                "em.json",
+                "data.csv",
+                "posterior.nc",
+                "vb.json",
+                "posterior_gauss_wishart.nc",
+                "comparison.json",
+                "summary.md",
+                "index.html",
+                "figures",
+            ]
         ),
-        {
-            "figures": frozenset(
-                f"{name}.png"
-                for name in (
-                    *("data", "em_clusters", "posterior_clusters", "misclassified"),
-                    *("em_convergence", "elbo", "forest", "vb_sd_ratio", "trace", "rank"),
-                    *("ppc", "pairs"),
-                )
-            )
-        },
+        {"figures": frozenset(f"{name}.png" for name in LEGACY_FIGURES)},
     ),
     SELECTION: LegacyLayout(
         "selection.json",
@@ -448,9 +463,12 @@ def _swap_in(staging: Path, target: Path) -> Path | None:
 def publish(staging: Path, target: Path, kind: str = REPORT) -> None:
     """Replace target by the complete staging folder in one step; the old one is then removed.
 
+    Target is checked again (a run may last hours, and a file added meanwhile is not ours).
     Interrupts wait during the swap (`interrupts_held`), and target is added to PUBLISHED, so
     that the command line, interrupted later, says the new output is in place.
     """
+    if target.is_dir():
+        check_replaceable(target, kind)
     write_manifest(staging, kind)
     open_permissions(staging)
     old = None

@@ -339,6 +339,22 @@ def test_a_file_added_inside_a_reports_subfolder_is_refused_and_kept(tmp_path):
     assert _tree(target) == {"index.html": b"new", MANIFEST: (target / MANIFEST).read_bytes()}
 
 
+def test_a_file_added_while_the_run_works_is_refused_and_kept(tmp_path):
+    # Before: the folder was checked when the run started only; the file went with it.
+    target = tmp_path / "report"
+    before = _good_report(target)
+    refused = pytest.raises(ValueError, match=r"did not write \(figures/\)")
+    with refused, staged_folder(target) as staging:
+        (staging / "index.html").write_text("new")
+        _files(target, {"figures/mine.png": "mine"})
+    assert _tree(target) == {
+        "index.html": before["index.html"].encode(),
+        "figures/mine.png": b"mine",
+        MANIFEST: (target / MANIFEST).read_bytes(),
+    }
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report"]
+
+
 def _study(folder):
     """A simulation study as `simulate` leaves it, with one stored replicate."""
     from analysis.simulation import StudySettings
@@ -553,6 +569,14 @@ def _interrupt_when_moved(monkeypatch, target):
     return sent
 
 
+@pytest.fixture
+def sigint_raises():
+    """SIGINT raises KeyboardInterrupt here (a test run in the background starts ignoring it)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 def test_an_existing_report_is_swapped_in_one_step(tmp_path, monkeypatch):
     # Before: two renames, and between them the report folder did not exist.
     if not _exchange_works(tmp_path):
@@ -579,7 +603,9 @@ def test_an_existing_report_is_swapped_in_one_step(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("swap", ["exchange", "EINVAL", "ENOSYS", "no renameat2"])
-def test_an_interrupt_while_publishing_waits_for_it_and_says_so(tmp_path, monkeypatch, swap):
+def test_an_interrupt_while_publishing_waits_for_it_and_says_so(
+    tmp_path, monkeypatch, sigint_raises, swap
+):
     # Before: SIGINT between the two renames left no report folder (the old one in
     # .report.old-*) and said "earlier outputs are unchanged". The fallback (EINVAL, ENOSYS,
     # no renameat2) still takes two renames, with the interrupt held until both are done.
@@ -591,7 +617,6 @@ def test_an_interrupt_while_publishing_waits_for_it_and_says_so(tmp_path, monkey
     target = tmp_path / "report"
     _good_report(target)
     sent = _interrupt_when_moved(monkeypatch, target)
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # Python's own
     PUBLISHED.clear()
     with pytest.raises(KeyboardInterrupt), staged_folder(target) as staging:
         (staging / "index.html").write_text("new")
@@ -602,7 +627,7 @@ def test_an_interrupt_while_publishing_waits_for_it_and_says_so(tmp_path, monkey
     assert sent == (["exchange"] if swap == "exchange" else ["rename"])
 
 
-def test_interrupts_held_waits_for_an_interrupt_another_thread_caught():
+def test_interrupts_held_waits_for_an_interrupt_another_thread_caught(sigint_raises):
     # A Ctrl-C goes to a thread that does not hold it; Python runs its handler in the main
     # thread, which must only record it until the held step is over.
     from analysis.interrupts import interrupts_held
@@ -744,3 +769,17 @@ def test_a_report_the_disk_refuses_is_one_line_and_the_old_report_stays(tmp_path
     assert result.stderr.startswith("gmm-compare: error: [Errno 27] File too large: ")
     assert _tree(report) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report"]
+
+
+def test_simulate_refuses_a_report_and_resumes_a_study_written_by_963226b(tmp_path):
+    from analysis.simulation import StudySettings
+    from analysis.simulation_store import open_store
+
+    report = tmp_path / "report"
+    _good_report(report)
+    with pytest.raises(ValueError, match="holds a gmm-compare report, not a gmm-compare sim"):
+        open_store(report, StudySettings(replicates=2, n_points=100))
+    study = _as_written_by_963226b(_study(tmp_path / "study"))
+    store = open_store(study, StudySettings(replicates=3, n_points=100))
+    assert store.read(1) == {"replicate": 1, "methods": {}}
+    assert json.loads((study / MANIFEST).read_text())["kind"] == "simulate"
