@@ -17,6 +17,7 @@ stderr.
 from __future__ import annotations
 
 import argparse
+import csv
 import gc
 import logging
 import os
@@ -29,10 +30,17 @@ from typing import Any, NoReturn
 
 from analysis import pipeline
 from analysis.checks import check_components
-from analysis.datasets import DATASETS, Dataset, load_dataset, read_csv, to_csv
+from analysis.datasets import DATASETS, LABEL_COLUMN, Dataset, load_dataset, read_csv, to_csv
 from analysis.em_fits import N_INIT, EMFits
 from analysis.em_uncertainty import EMUncertainty
-from analysis.files import dumps, staged_folder, write_text_atomic
+from analysis.files import (
+    PUBLISHED,
+    SELECTION,
+    check_output_file,
+    dumps,
+    staged_folder,
+    write_text_atomic,
+)
 from analysis.forked import beside
 from analysis.interrupts import (
     RECEIVED,
@@ -42,7 +50,7 @@ from analysis.interrupts import (
     stop_children,
 )
 from analysis.render import headline
-from analysis.saved import REPORT_NAMES, copy_results, em_document, load_results, save_results
+from analysis.saved import copy_results, em_document, load_results, save_results
 from analysis.settings import (
     DEFAULT_BOOTSTRAP,
     METHODS,
@@ -471,14 +479,46 @@ _ERRORS_ONLY.setLevel(logging.ERROR)
 # Subcommands
 
 
+CSV_LINE_LIMIT = 1 << 20
+"""Characters a line of a file `data` may replace can hold: longer lines are not ours."""
+
+
+def written_by_data(path: Path) -> bool:
+    """Whether path holds a CSV of the form `data` writes, so that `data --out` may replace it.
+
+    That is: UTF-8 text in lines ending with a newline, a first line of names, then at least
+    one line with as many fields, every field a number (an integer under a `label` header).
+    Read a line at a time, each at most CSV_LINE_LIMIT characters.
+    """
+    try:
+        with path.open(encoding="utf-8", newline="") as handle:
+            first = handle.readline(CSV_LINE_LIMIT + 1)
+            header = next(csv.reader([first]), []) if first.endswith("\n") else []
+            kinds = [int if name == LABEL_COLUMN else float for name in header]
+            rows = 0
+            while line := handle.readline(CSV_LINE_LIMIT + 1):
+                fields = line.removesuffix("\n").split(",")
+                if not line.endswith("\n") or len(fields) != len(kinds):
+                    return False
+                for kind, field in zip(kinds, fields, strict=True):
+                    kind(field)
+                rows += 1
+    except (OSError, ValueError):  # UnicodeDecodeError is a ValueError
+        return False
+    return bool(header) and rows > 0
+
+
 def command_data(args: argparse.Namespace) -> int:
-    """Write the dataset as CSV to --out or stdout."""
+    """Write the dataset as CSV to --out or stdout (replacing only a file of that form)."""
+    to_stdout = args.out is None or args.out == STDOUT
+    if not to_stdout:
+        check_output_file(args.out, written_by_data)  # before any work
     dataset = load(args)
     text = to_csv(dataset)
-    if args.out is None or args.out == STDOUT:
+    if to_stdout:
         sys.stdout.write(text)
         return 0
-    write_text_atomic(args.out, text)
+    write_text_atomic(args.out, text, written_by_data)
     if args.json:
         print(
             dumps(
@@ -553,7 +593,7 @@ def prepared(args: argparse.Namespace) -> tuple[Dataset, RunSettings, Path]:
 
 def report_folder(target: Path) -> Any:
     """The staging context for a report folder: only a folder that is one of ours is replaced."""
-    return staged_folder(target, recognised=REPORT_NAMES, before_publish=check_not_interrupted)
+    return staged_folder(target, before_publish=check_not_interrupted)
 
 
 def sample_into(
@@ -647,7 +687,7 @@ def finish(args: argparse.Namespace, target: Path, comparison: dict[str, Any]) -
 def command_select(args: argparse.Namespace) -> int:
     """Fit every K by every chosen method; write the selection report; print the choices."""
     from analysis.selection import select_components
-    from analysis.selection_report import SELECTION_NAMES, choice_lines, write_selection_report
+    from analysis.selection_report import choice_lines, write_selection_report
 
     dataset = load(args)
     ks = args.components or range(1, args.max_components + 1)
@@ -666,9 +706,7 @@ def command_select(args: argparse.Namespace) -> int:
 
         announce_first_compile()
 
-    with staged_folder(
-        target, recognised=SELECTION_NAMES, before_publish=check_not_interrupted
-    ) as staging:
+    with staged_folder(target, SELECTION, before_publish=check_not_interrupted) as staging:
         result = select_components(
             dataset.X,
             ks,
@@ -762,6 +800,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the command; bad input is one line on stderr and exit status 2."""
     argv = sys.argv[1:] if argv is None else list(argv)
     RECEIVED.clear()
+    PUBLISHED.clear()
     try:
         with interrupts_unwind(), warnings.catch_warnings():
             warnings.showwarning = _show_warning
@@ -780,6 +819,8 @@ def main(argv: list[str] | None = None) -> int:
         stop_children()
         signum = RECEIVED[0] if RECEIVED else getattr(stop, "signum", signal.SIGINT)
         detail = getattr(stop, "detail", "nothing was written, earlier outputs are unchanged")
+        if PUBLISHED:  # the interrupt came after the new output was put in place
+            detail = f"the new output was complete and is in place in {PUBLISHED[-1]}/"
         print(f"{PROG}: interrupted ({signal.Signals(signum).name}); {detail}", file=sys.stderr)
         return 128 + int(signum)
 

@@ -126,3 +126,37 @@ def stop_children() -> None:
     for child in multiprocessing.active_children():
         child.kill()
         child.join(timeout=STRAGGLER_GRACE)
+
+
+@contextmanager
+def interrupts_held() -> Iterator[None]:
+    """SIGINT and SIGTERM wait while inside (a step that must not be cut in two); raised after.
+
+    The signal mask holds those aimed at this thread; one that another thread catches still
+    reaches Python's handlers here, so they are swapped for one that only records it. On
+    leaving, the handlers come back and the first interrupt recorded is raised again, for
+    them. Outside the main thread (where handlers cannot be set) nothing is held.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    recorded: list[int] = []
+
+    def record(signum: int, _frame: Any) -> None:
+        recorded.append(signum)
+
+    # A handler set outside Python reads as None and could not be put back: it is left alone.
+    handlers = {s: h for s in INTERRUPTS if (h := signal.getsignal(s)) is not None}
+    held = set(INTERRUPTS) - signal.pthread_sigmask(signal.SIG_BLOCK, ())
+    try:
+        signal.pthread_sigmask(signal.SIG_BLOCK, held)
+        for signum in handlers:
+            signal.signal(signum, record)
+        yield
+    finally:
+        for signum, handler in handlers.items():
+            if signal.getsignal(signum) is record:
+                signal.signal(signum, handler)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, held)
+        for signum in recorded[:1]:
+            signal.raise_signal(signum)

@@ -36,8 +36,6 @@ SAVED_FILES = (POSTERIOR_FILE, GAUSS_WISHART_FILE, EM_FILE, VB_FILE, DATA_FILE)
 """Every file a run may save; `saved_files` says which a given run saves."""
 DATA_HASH = "data_sha256"
 """The key (in em.json and vb.json; the root attribute of a posterior) of `data_hash`."""
-REPORT_NAMES = frozenset({*SAVED_FILES, "comparison.json", "summary.md", "index.html", "figures"})
-"""What a report folder holds: one written before folders carried a manifest is known by it."""
 
 
 def _parameters_or_none(params: MixtureParameters | None) -> dict[str, list] | None:

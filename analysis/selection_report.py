@@ -13,9 +13,6 @@ from analysis.render import STYLE, embedded_png, html_table
 from analysis.selection import SelectionResult, plot_selection
 from analysis.tables import DASH, Table, format_number
 
-SELECTION_NAMES = frozenset({"selection.json", "criteria.png", "summary.md", "index.html"})
-"""The files a selection report holds (the manifest lists them too)."""
-
 CHOICE_NAMES = {"bic": "EM's BIC", "icl": "EM's ICL", "elbo": "VB's ELBO", "loo": "NUTS's PSIS-LOO"}
 
 

@@ -22,13 +22,15 @@ from pathlib import Path
 from typing import Any
 
 from analysis.files import (
+    KINDS,
     MANIFEST,
-    TOOL,
+    STUDY,
+    check_kind,
     check_parent,
     dumps,
-    manifest_files,
+    manifest_text,
+    read_manifest,
     resolve_target,
-    tool_version,
 )
 from analysis.simulation import StudySettings, parameter_labels
 from models.storage import write_atomically
@@ -112,10 +114,15 @@ class StudyStore:
         write_atomically(self.folder / name, write)
 
     def write_manifest(self) -> None:
-        """The manifest, listing the study's names the folder holds now."""
-        names = sorted(p.name for p in self.folder.iterdir() if p.name in STUDY_NAMES)
-        document = {"tool": TOOL, "version": tool_version(), "files": names}
-        self.write_file(MANIFEST, dumps(document))
+        """The manifest: the study's kind and the names it holds now, replicates not listed.
+
+        The replicates are written one by one as they finish and known by their names, so
+        the manifest lists the top-level names; a study is resumed, never replaced.
+        """
+        entries = [p for p in self.folder.iterdir() if p.name in STUDY_NAMES]
+        files = sorted(p.name for p in entries if not p.is_dir())
+        folders = sorted(p.name for p in entries if p.is_dir())
+        self.write_file(MANIFEST, manifest_text(STUDY, files, folders))
 
 
 OTHER_SETTINGS = "made with other settings"
@@ -249,13 +256,14 @@ def _check_ours(target: Path, out: Path) -> None:
     names = {p.name for p in target.iterdir()}
     if not names:
         return
-    listed = manifest_files(target)
-    if listed is None or not set(listed) <= STUDY_NAMES or STUDY_FILE not in names:
+    manifest = read_manifest(target)
+    if manifest is None or (STUDY_FILE not in names and manifest.kind == STUDY):
         raise ValueError(
-            f"output folder {str(out)!r} is not empty and not a {TOOL} simulation study "
+            f"output folder {str(out)!r} is not empty and not {KINDS[STUDY]} "
             f"(no {MANIFEST} listing {STUDY_FILE}): choose another --out, or move or empty "
             "that folder first"
         )
+    check_kind(Path(out), manifest, STUDY)
     unexpected = sorted(names - STUDY_NAMES - {MANIFEST})
     if unexpected:
         raise ValueError(

@@ -32,12 +32,14 @@ def usual_mode(is_folder: bool) -> int:
     return (0o777 if is_folder else 0o666) & ~current_umask()
 
 
-def write_atomically(path: str | os.PathLike[str], write: Callable[[Path], None]) -> Path:
+def write_atomically(
+    path: str | os.PathLike[str], write: Callable[[Path], None], mode: int | None = None
+) -> Path:
     """Call write(temporary) on a fresh path beside `path`, then rename it over `path`.
 
-    The temporary file (mkstemp's, private) is given the usual permissions before the rename,
-    whatever the writer did to it; on any failure or interrupt it is removed and `path` is
-    untouched. Returns `path` as a Path.
+    The temporary file (mkstemp's, private) is given `mode`, or the usual permissions, before
+    the rename, whatever the writer did to it; on any failure or interrupt it is removed and
+    `path` is untouched. Returns `path` as a Path.
     """
     target = Path(path)
     handle, name = tempfile.mkstemp(prefix=f".{target.name}.partial-", dir=target.parent)
@@ -45,10 +47,12 @@ def write_atomically(path: str | os.PathLike[str], write: Callable[[Path], None]
     temporary = Path(name)
     try:
         write(temporary)
-        temporary.chmod(usual_mode(False))
+        temporary.chmod(usual_mode(False) if mode is None else mode)
         os.replace(temporary, target)
-    except BaseException:
+    except BaseException as error:
         temporary.unlink(missing_ok=True)
+        if isinstance(error, OSError) and error.filename is None:  # a failed write names none
+            error.filename = str(target)
         raise
     return target
 
@@ -56,11 +60,13 @@ def write_atomically(path: str | os.PathLike[str], write: Callable[[Path], None]
 def save_posterior(idata: DataTree, path: str | os.PathLike[str]) -> Path:
     """Write idata to the netCDF file `path` (atomically, see `write_atomically`); the path.
 
-    Numeric variables are compressed losslessly (`compression_encoding`). netCDF-4 (groups)
-    needs h5netcdf or netCDF4.
+    Numeric variables are compressed losslessly (`compression_encoding`). The file is built in
+    memory and written by Python: HDF5 writing to a disk that refuses (full, or a file size
+    limit) prints "Exception ignored" tracebacks and may crash the process later, whereas
+    Python's write raises one OSError. netCDF-4 (groups) needs h5netcdf.
     """
-    encoding = compression_encoding(idata)
-    return write_atomically(path, lambda temporary: idata.to_netcdf(temporary, encoding=encoding))
+    content = idata.to_netcdf(encoding=compression_encoding(idata), engine="h5netcdf")
+    return write_atomically(path, lambda temporary: temporary.write_bytes(content))
 
 
 def compression_encoding(idata: DataTree) -> dict[str, dict[str, dict[str, object]]]:

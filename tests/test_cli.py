@@ -252,8 +252,10 @@ def test_data_writes_only_to_a_regular_file_or_a_new_path(tmp_path, capsys):
     assert main(["data", "seed42", "--out", str(tmp_path)]) == 2
     assert "is a folder" in capsys.readouterr().err
     # A symlink to a file is followed: the file gets the data, the link stays a link.
+    # (Changed for issue 23, case 4: the file held "old" and was replaced; now a link is
+    # followed only to a file of the form `data` writes.)
     real = tmp_path / "real.csv"
-    real.write_text("old")
+    real.write_text("x1,x2\n0.5,1.5\n")
     link = tmp_path / "link.csv"
     link.symlink_to(real)
     assert main(["data", "seed42", "--out", str(link), "--quiet"]) == 0
