@@ -781,5 +781,6 @@ def test_simulate_refuses_a_report_and_resumes_a_study_written_by_963226b(tmp_pa
         open_store(report, StudySettings(replicates=2, n_points=100))
     study = _as_written_by_963226b(_study(tmp_path / "study"))
     store = open_store(study, StudySettings(replicates=3, n_points=100))
-    assert store.read(1) == {"replicate": 1, "methods": {}}
+    # Resumed, not refused: its replicate, made without recorded settings, is computed again.
+    assert set(store.unusable()) == {1}
     assert json.loads((study / MANIFEST).read_text())["kind"] == "simulate"
