@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import numpy as np
 
 from analysis.datasets import Dataset
@@ -13,8 +15,13 @@ MAX_ABS_VALUE = 1e100
 """Largest absolute value accepted: squared distances of larger values overflow float64."""
 
 
-def check_components(dataset: Dataset, n_components: int) -> None:
-    """Raise ValueError unless 1 <= K <= n (and the data's scale is usable, `check_scale`)."""
+def check_components(dataset: Dataset, n_components: int, methods: Collection[str] = ()) -> None:
+    """Raise ValueError unless 1 <= K <= n, NUTS (if in methods) has enough points, `check_scale`.
+
+    EM and VB take any K <= n: EM's reg_covar and VB's Wishart prior keep every covariance
+    positive definite (a component on too few points is reported as collapsed); NUTS has no such
+    floor, see `nuts_shortfall`.
+    """
     if isinstance(n_components, bool) or not isinstance(n_components, int) or n_components < 1:
         raise ValueError(f"the number of components must be an integer >= 1, got {n_components!r}")
     if dataset.n_points < n_components:
@@ -22,7 +29,35 @@ def check_components(dataset: Dataset, n_components: int) -> None:
             f"{dataset.name} has {dataset.n_points} points, fewer than the "
             f"{n_components} components asked for"
         )
+    shortfall = nuts_shortfall(dataset.n_points, dataset.n_features, n_components)
+    if "nuts" in methods and shortfall is not None:
+        raise ValueError(
+            f"{dataset.name}: NUTS is not run on so few points: {shortfall}; fit fewer "
+            "components or leave NUTS out"
+        )
     check_scale(dataset)
+
+
+def nuts_points(n_features: int, n_components: int) -> int:
+    """The fewest points NUTS is run on with K components in D dimensions: K (D + 1).
+
+    A full D x D covariance is non-singular only when fitted to at least D + 1 points (D + 1
+    points span a D-dimensional simplex). A component holding fewer has a posterior that funnels
+    toward a singular covariance, its mean onto a point and its scales toward 0, where they
+    underflow: NUTS then cannot start or move (n == K gave "All initialization points failed").
+    """
+    return n_components * (n_features + 1)
+
+
+def nuts_shortfall(n_points: int, n_features: int, n_components: int) -> str | None:
+    """Why n points in D dimensions are too few for NUTS with K components, or None if enough."""
+    needed = nuts_points(n_features, n_components)
+    if n_points >= needed:
+        return None
+    return (
+        f"K = {n_components} components in D = {n_features} dimensions need at least "
+        f"K (D + 1) = {needed} points (D + 1 per full covariance), the data have {n_points}"
+    )
 
 
 def check_scale(dataset: Dataset) -> None:

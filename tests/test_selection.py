@@ -274,3 +274,52 @@ def test_one_component_fit_raises_no_numerical_warning():
             load_dataset("seed-7907").X, [1], methods=("nuts",), draws=50, tune=50
         )
     assert math.isfinite(result.rows[0].max_rhat)
+
+
+EIGHT_POINTS = np.random.default_rng(1).normal(size=(8, 2))
+"""Tiny data (issue 23, case 14): NUTS is run only for K (D + 1) = 3 K <= 8, K = 1 and 2."""
+
+THREE_POINTS_TIED = np.tile([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]], (5, 1))
+"""15 points on 3 distinct places: enough for NUTS at K = 2, 3 by count, yet each EM component
+sits on one place, where the density is not finite enough for a chain to start."""
+
+
+@pytest.mark.sampling
+def test_a_k_nuts_cannot_fit_is_a_row_saying_so_and_the_table_stands(capfd):
+    # Before: NUTS ran at every K, printed Numba's ZeroDivisionError tracebacks and gave
+    # elpd_loo values of -1e5 (or stopped the whole table with "All tail values are the same"
+    # or "component(s) [0, ..., 49] ... increase reg_covar", whose indices were draws).
+    result = select_components(EIGHT_POINTS, range(1, 7), methods=("em", "nuts"), draws=50, tune=50)
+    document = json.loads(result.to_json())
+    assert [row["k"] for row in document["rows"]] == [1, 2, 3, 4, 5, 6]
+    for row in document["rows"]:
+        assert row["bic"] is not None  # EM's columns stand at every K
+        refusal = [p for p in row["problems"] if p.startswith("NUTS: not run")]
+        if row["k"] <= 2:
+            assert row["elpd_loo"] is not None and not refusal
+        else:
+            assert row["elpd_loo"] is None
+            assert refusal == [
+                f"NUTS: not run, since K = {row['k']} components in D = 2 dimensions need at "
+                f"least K (D + 1) = {3 * row['k']} points (D + 1 per full covariance), the "
+                "data have 8"
+            ]
+        assert not any("increase reg_covar" in p for p in row["problems"])
+    assert result.choice.loo in (1, 2)
+    assert "Error" not in capfd.readouterr().err
+
+
+@pytest.mark.sampling
+def test_a_k_whose_chains_cannot_start_is_a_row_saying_so(capfd):
+    # Before: the callback's unset values let chains "start" and the table ended at K = 2 with
+    # "covariance of component(s) [50, ..., 99] ... increase reg_covar" (the indices were draws);
+    # now no chain can start there, nutpie says so (a RuntimeError), and that is the row.
+    result = select_components(
+        THREE_POINTS_TIED, [1, 2, 3], methods=("em", "nuts"), draws=50, tune=50
+    )
+    rows = {row.k: row for row in result.rows}
+    assert rows[1].elpd_loo is not None
+    for k in (2, 3):
+        assert rows[k].elpd_loo is None and rows[k].bic is not None
+        assert any(p.startswith("NUTS: not fitted, the sampler stopped") for p in rows[k].problems)
+    assert "Traceback" not in capfd.readouterr().err
