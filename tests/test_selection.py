@@ -323,3 +323,18 @@ def test_a_k_whose_chains_cannot_start_is_a_row_saying_so(capfd):
         assert rows[k].elpd_loo is None and rows[k].bic is not None
         assert any(p.startswith("NUTS: not fitted, the sampler stopped") for p in rows[k].problems)
     assert "Traceback" not in capfd.readouterr().err
+
+
+@pytest.mark.sampling
+def test_a_k_whose_loo_cannot_be_computed_is_a_row_saying_so(monkeypatch):
+    # PSIS raises ValueError on degenerate draws ("All tail values are the same" from chains
+    # that did not move, a draw's covariance singular in float64); that ended the whole table.
+    def degenerate(*args):
+        raise ValueError("All tail values are the same")
+
+    monkeypatch.setattr("analysis.selection.psis_loo", degenerate)
+    result = select_components(EIGHT_POINTS, [1, 2], methods=("em", "nuts"), draws=50, tune=50)
+    for row in result.rows:
+        assert row.bic is not None and row.elpd_loo is None
+        assert any(p.startswith("PSIS-LOO: not computed") for p in row.problems)
+    assert result.choice.loo is None and result.choice.bic is not None
