@@ -11,8 +11,18 @@ from analysis.settings import REG_COVAR
 
 MIN_VARIANCE = 100 * REG_COVAR
 """Smallest column variance accepted: reg_covar then adds at most 1 % to it."""
-MAX_ABS_VALUE = 1e100
-"""Largest absolute value accepted: squared distances of larger values overflow float64."""
+DATA_POWERS = {"em": 4, "vb": 8}
+"""The highest power of the data each method's computation takes, so values up to the root of
+float64's largest number of that degree are safe (found by experiment on seed42 scaled by 10^e,
+the first RuntimeWarning at about these roots). EM: its information standard errors hold the
+covariance of a covariance estimate, a fourth power (overflow from 1e79); VB: the Monte Carlo
+error of an SD raises deviations of covariance draws, themselves squares, to the fourth power
+(overflow from 1e40). No determinant is formed (log-determinants come from Cholesky
+factors), so the bound does not depend on D."""
+
+PREDICTIVE_REACH = 10.0
+"""How far, as a multiple of the data's largest absolute value, posterior predictive draws may
+reach: a draw lies within a few component SDs of a component mean, each at most that value."""
 
 
 def check_components(dataset: Dataset, n_components: int, methods: Collection[str] = ()) -> None:
@@ -35,7 +45,7 @@ def check_components(dataset: Dataset, n_components: int, methods: Collection[st
             f"{dataset.name}: NUTS is not run on so few points: {shortfall}; fit fewer "
             "components or leave NUTS out"
         )
-    check_scale(dataset)
+    check_scale(dataset, methods)
 
 
 def nuts_points(n_features: int, n_components: int) -> int:
@@ -60,21 +70,46 @@ def nuts_shortfall(n_points: int, n_features: int, n_components: int) -> str | N
     )
 
 
-def check_scale(dataset: Dataset) -> None:
-    """Raise ValueError unless the data's scale suits EM's absolute reg_covar and float64.
+def scale_limits(n_points: int, methods: Collection[str] = ()) -> list[tuple[float, str]]:
+    """The largest absolute values accepted in n points for a run of methods, each with why.
+
+    EM always runs (`DATA_POWERS`). With NUTS the posterior predictive draws are stored in
+    float32 (`models.predictions.STORED_DTYPE`) and the predictive check's density estimate sums
+    n of their squares in float32, so n (PREDICTIVE_REACH x the largest value)^2 must stay
+    finite (seed42, n = 300: a RuntimeWarning from 1e18).
+    """
+    power = max(DATA_POWERS[name] for name in {"em", *methods} if name in DATA_POWERS)
+    bound = float(np.finfo(np.float64).max) ** (1.0 / power)
+    limits = [(bound, f"float64 arithmetic: the fit's {power}th powers overflow above {bound:.3g}")]
+    if "nuts" in methods:
+        from models.predictions import STORED_DTYPE  # PyMC: only for a run that samples
+
+        stored = float(np.sqrt(np.finfo(STORED_DTYPE).max / n_points) / PREDICTIVE_REACH)
+        limits.append(
+            (
+                stored,
+                f"NUTS's float32 predictive draws: the sum of the squares of {n_points} of "
+                f"them overflows above {stored:.3g}",
+            )
+        )
+    return limits
+
+
+def check_scale(dataset: Dataset, methods: Collection[str] = ()) -> None:
+    """Raise ValueError unless the data's scale suits EM's absolute reg_covar and the arithmetic.
 
     Estimates are not rescaled silently: the published seed-7907 table depends on reg_covar
     being absolute, so data whose columns vary by less than `MIN_VARIANCE` (reg_covar would bias
-    the covariances) or hold values beyond `MAX_ABS_VALUE` (squares overflow) are refused with
-    the advice to rescale them.
+    the covariances) or hold values beyond `scale_limits` (the methods' powers of them
+    overflow) are refused with the advice to rescale them.
     """
     largest = float(np.max(np.abs(dataset.X)))
-    if largest > MAX_ABS_VALUE:
-        raise ValueError(
-            f"{dataset.name} has values as large as {largest:.3g}, too large for float64 "
-            f"arithmetic (squared distances overflow above {MAX_ABS_VALUE:g}): rescale the "
-            f"data, e.g. divide it by {10 ** np.floor(np.log10(largest)):.0e}"
-        )
+    for bound, reason in scale_limits(dataset.n_points, methods):
+        if largest > bound:
+            raise ValueError(
+                f"{dataset.name} has values as large as {largest:.3g}, too large for {reason}: "
+                f"rescale the data, e.g. divide it by {10 ** np.floor(np.log10(largest)):.0e}"
+            )
     spreads = standard_deviations(dataset.X)
     small = np.flatnonzero(spreads**2 < MIN_VARIANCE)
     if small.size:
