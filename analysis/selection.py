@@ -427,6 +427,16 @@ def fit_nuts(
             [f"NUTS: not fitted, the sampler stopped ({reason})"],
             None,
         )
+    return nuts_criteria(X, idata, started)
+
+
+def nuts_criteria(
+    X: np.ndarray, idata: Any, started: float
+) -> tuple[dict[str, Any], list[str], Any]:
+    """LOO and diagnostics of NUTS's draws for X (n, D) as row values, problems, the LOO object.
+
+    `started` is when the sampling began (perf_counter).
+    """
     diagnostics = diagnose(idata)
     posterior = idata.posterior.to_dataset()
     problems = [f"NUTS: {problem}" for problem in diagnostics.problems]
