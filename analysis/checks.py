@@ -30,7 +30,7 @@ def check_components(dataset: Dataset, n_components: int, methods: Collection[st
 
     EM and VB take any K <= n: EM's reg_covar and VB's Wishart prior keep every covariance
     positive definite (a component on too few points is reported as collapsed); NUTS has no such
-    floor, see `nuts_shortfall`.
+    floor, see `full_covariance_points`.
     """
     if isinstance(n_components, bool) or not isinstance(n_components, int) or n_components < 1:
         raise ValueError(f"the number of components must be an integer >= 1, got {n_components!r}")
@@ -39,7 +39,7 @@ def check_components(dataset: Dataset, n_components: int, methods: Collection[st
             f"{dataset.name} has {dataset.n_points} points, fewer than the "
             f"{n_components} components asked for"
         )
-    shortfall = nuts_shortfall(dataset.n_points, dataset.n_features, n_components)
+    shortfall = too_few_points(dataset.n_points, dataset.n_features, n_components)
     if "nuts" in methods and shortfall is not None:
         raise ValueError(
             f"{dataset.name}: NUTS is not run on so few points: {shortfall}; fit fewer "
@@ -48,20 +48,22 @@ def check_components(dataset: Dataset, n_components: int, methods: Collection[st
     check_scale(dataset, methods)
 
 
-def nuts_points(n_features: int, n_components: int) -> int:
-    """The fewest points NUTS is run on with K components in D dimensions: K (D + 1).
+def full_covariance_points(n_features: int, n_components: int) -> int:
+    """The fewest points for K components with full covariances in D dimensions: K (D + 1).
 
     A full D x D covariance is non-singular only when fitted to at least D + 1 points (D + 1
-    points span a D-dimensional simplex). A component holding fewer has a posterior that funnels
-    toward a singular covariance, its mean onto a point and its scales toward 0, where they
-    underflow: NUTS then cannot start or move (n == K gave "All initialization points failed").
+    points span a D-dimensional simplex). With fewer than K (D + 1) points some component holds
+    fewer: EM's covariance for it is the reg_covar floor (so its log-likelihood, BIC and ICL
+    measure the floor), and NUTS's posterior funnels toward a singular covariance, its mean onto
+    a point and its scales toward 0, where they underflow and no chain can start or move (n == K
+    gave "All initialization points failed").
     """
     return n_components * (n_features + 1)
 
 
-def nuts_shortfall(n_points: int, n_features: int, n_components: int) -> str | None:
-    """Why n points in D dimensions are too few for NUTS with K components, or None if enough."""
-    needed = nuts_points(n_features, n_components)
+def too_few_points(n_points: int, n_features: int, n_components: int) -> str | None:
+    """Why n points in D dimensions are too few for K full covariances, or None if enough."""
+    needed = full_covariance_points(n_features, n_components)
     if n_points >= needed:
         return None
     return (

@@ -34,7 +34,7 @@ import xarray as xr
 from matplotlib.figure import Figure
 from xarray import DataTree
 
-from analysis.checks import nuts_shortfall
+from analysis.checks import too_few_points
 from analysis.settings import (
     SELECTION_CHAINS,
     SELECTION_DRAWS,
@@ -316,6 +316,13 @@ def fit_em(
         "icl": integrated_completed_likelihood(bic, estimator.predict_proba(X)),
         "em_seconds": time.perf_counter() - started,
     }
+    shortfall = too_few_points(*X.shape, k)
+    if shortfall is not None:
+        values.update(bic=None, icl=None)
+        problems.append(
+            f"EM: BIC and ICL left out, since {shortfall}: in every fit some component's "
+            "covariance rests on the reg_covar floor, which they would measure"
+        )
     smallest = float(np.min(estimator.weights_) * X.shape[0])
     if smallest < X.shape[1] + 1:
         problems.append(
@@ -405,7 +412,7 @@ def fit_nuts(
     """NUTS at K from the EM fit: LOO and diagnostics as row values, problems, the LOO object."""
     if em is None:
         return {}, ["NUTS: not run, since EM found no fit to start from"], None
-    shortfall = nuts_shortfall(*X.shape, k)
+    shortfall = too_few_points(*X.shape, k)
     if shortfall is not None:
         return {}, [f"NUTS: not run, since {shortfall}"], None
     started = time.perf_counter()

@@ -285,27 +285,28 @@ sits on one place, where the density is not finite enough for a chain to start."
 
 
 @pytest.mark.sampling
-def test_a_k_nuts_cannot_fit_is_a_row_saying_so_and_the_table_stands(capfd):
+def test_a_k_with_too_few_points_is_a_row_saying_so_and_the_table_stands(capfd):
     # Before: NUTS ran at every K, printed Numba's ZeroDivisionError tracebacks and gave
     # elpd_loo values of -1e5 (or stopped the whole table with "All tail values are the same"
-    # or "component(s) [0, ..., 49] ... increase reg_covar", whose indices were draws).
+    # or "component(s) [0, ..., 49] ... increase reg_covar", whose indices were draws), and BIC
+    # chose K = 6 for 8 points from fits held up by reg_covar.
     result = select_components(EIGHT_POINTS, range(1, 7), methods=("em", "nuts"), draws=50, tune=50)
     document = json.loads(result.to_json())
     assert [row["k"] for row in document["rows"]] == [1, 2, 3, 4, 5, 6]
     for row in document["rows"]:
-        assert row["bic"] is not None  # EM's columns stand at every K
-        refusal = [p for p in row["problems"] if p.startswith("NUTS: not run")]
+        assert row["log_likelihood"] is not None  # EM's fit stands at every K
+        left_out = [p for p in row["problems"] if p.startswith(("NUTS: not run", "EM: BIC and"))]
         if row["k"] <= 2:
-            assert row["elpd_loo"] is not None and not refusal
+            assert row["elpd_loo"] is not None and row["bic"] is not None and not left_out
         else:
-            assert row["elpd_loo"] is None
-            assert refusal == [
-                f"NUTS: not run, since K = {row['k']} components in D = 2 dimensions need at "
-                f"least K (D + 1) = {3 * row['k']} points (D + 1 per full covariance), the "
-                "data have 8"
-            ]
+            assert row["elpd_loo"] is None and row["bic"] is None and row["icl"] is None
+            reason = (
+                f"K = {row['k']} components in D = 2 dimensions need at least K (D + 1) = "
+                f"{3 * row['k']} points (D + 1 per full covariance), the data have 8"
+            )
+            assert [p.split(", since ")[1].split(":")[0] for p in left_out] == [reason] * 2
         assert not any("increase reg_covar" in p for p in row["problems"])
-    assert result.choice.loo in (1, 2)
+    assert result.choice.loo in (1, 2) and result.choice.bic in (1, 2)
     assert "Error" not in capfd.readouterr().err
 
 
