@@ -416,7 +416,7 @@ def load(args: argparse.Namespace) -> Dataset:
 def settings_for(args: argparse.Namespace, dataset: Dataset) -> RunSettings:
     """The run's settings, K checked against the data."""
     k = args.components if args.components is not None else dataset.default_components
-    check_components(dataset, k)
+    check_components(dataset, k, getattr(args, "methods", ()))
     return RunSettings(
         n_components=k,
         random_seed=args.seed,

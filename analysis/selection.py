@@ -34,6 +34,7 @@ import xarray as xr
 from matplotlib.figure import Figure
 from xarray import DataTree
 
+from analysis.checks import too_few_points
 from analysis.settings import (
     SELECTION_CHAINS,
     SELECTION_DRAWS,
@@ -315,6 +316,13 @@ def fit_em(
         "icl": integrated_completed_likelihood(bic, estimator.predict_proba(X)),
         "em_seconds": time.perf_counter() - started,
     }
+    shortfall = too_few_points(*X.shape, k)
+    if shortfall is not None:
+        values.update(bic=None, icl=None)
+        problems.append(
+            f"EM: BIC and ICL left out, since {shortfall}: in every fit some component's "
+            "covariance rests on the reg_covar floor, which they would measure"
+        )
     smallest = float(np.min(estimator.weights_) * X.shape[0])
     if smallest < X.shape[1] + 1:
         problems.append(
@@ -404,20 +412,49 @@ def fit_nuts(
     """NUTS at K from the EM fit: LOO and diagnostics as row values, problems, the LOO object."""
     if em is None:
         return {}, ["NUTS: not run, since EM found no fit to start from"], None
+    shortfall = too_few_points(*X.shape, k)
+    if shortfall is not None:
+        return {}, [f"NUTS: not run, since {shortfall}"], None
     started = time.perf_counter()
-    idata = sample_posterior(
-        build_model(X, k),
-        draws=draws,
-        tune=tune,
-        chains=chains,
-        random_seed=random_seed,
-        reference=em,
-        progressbar=False,
-        predictions=False,
-    )
+    try:
+        idata = sample_posterior(
+            build_model(X, k),
+            draws=draws,
+            tune=tune,
+            chains=chains,
+            random_seed=random_seed,
+            reference=em,
+            progressbar=False,
+            predictions=False,
+        )
+    except RuntimeError as error:  # nutpie's: e.g. no start with a finite density near EM's fit
+        reason = str(error).splitlines()[0]
+        return (
+            {"nuts_seconds": time.perf_counter() - started},
+            [f"NUTS: not fitted, the sampler stopped ({reason})"],
+            None,
+        )
+    return nuts_criteria(X, idata, started)
+
+
+def nuts_criteria(
+    X: np.ndarray, idata: Any, started: float
+) -> tuple[dict[str, Any], list[str], Any]:
+    """LOO and diagnostics of NUTS's draws for X (n, D) as row values, problems, the LOO object.
+
+    `started` is when the sampling began (perf_counter).
+    """
     diagnostics = diagnose(idata)
     posterior = idata.posterior.to_dataset()
-    elpd = psis_loo(posterior, pointwise_log_likelihood(X, posterior))
+    problems = [f"NUTS: {problem}" for problem in diagnostics.problems]
+    try:
+        elpd = psis_loo(posterior, pointwise_log_likelihood(X, posterior))
+    except ValueError:  # a draw's covariance singular in float64, or tails without spread
+        problems.append(
+            "PSIS-LOO: not computed, since the draws are degenerate (a covariance singular in "
+            "float64 or chains that did not move): the components collapse at this K"
+        )
+        return {"nuts_seconds": time.perf_counter() - started}, problems, None
     n_draws = posterior.sizes["chain"] * posterior.sizes["draw"]
     pareto_k_bad = int(np.sum(elpd.pareto_k.values > PARETO_K_BAD))
     values = {
@@ -432,7 +469,6 @@ def fit_nuts(
         "nuts_sampling_seconds": diagnostics.sampling_seconds,
         "nuts_seconds": time.perf_counter() - started,
     }
-    problems = [f"NUTS: {problem}" for problem in diagnostics.problems]
     problems += posterior_problems(posterior, diagnostics.relabelled_draws, n_draws)
     if pareto_k_bad:
         problems.append(

@@ -76,8 +76,17 @@ def value_names(gauss_wishart: bool, n_features: int) -> tuple[str, ...]:
 # Numba kernels (float64 throughout; Numba's default, no fastmath, so a first (compiling) run and
 # a later one give bit-identical values)
 
+KERNEL_OPTIONS = {"cache": True, "error_model": "numpy"}
+"""Numba's options for the kernels and callbacks. NumPy's error model: x / 0 is inf or NaN, as in
+NumPy, where Python's model raises ZeroDivisionError, which a C callback cannot pass to nutpie
+(it printed a traceback per call and returned an unset value). Where a standard deviation or a
+chi-square variable underflows to 0 the value then comes out NaN and `_finish` rejects the point.
+"""
 
-@numba.njit(cache=True)
+kernel = numba.njit(**KERNEL_OPTIONS)
+
+
+@kernel
 def _simplex(free: np.ndarray, n_components: int) -> tuple[np.ndarray, np.ndarray]:
     """Weights w (K,) and log w (K,) from PyMC's simplex value (K-1,): softmax of (y, -sum y)."""
     z = np.empty(n_components)
@@ -95,7 +104,7 @@ def _simplex(free: np.ndarray, n_components: int) -> tuple[np.ndarray, np.ndarra
     return np.exp(log_weights), log_weights
 
 
-@numba.njit(cache=True)
+@kernel
 def _simplex_gradient(
     weights: np.ndarray, weight_gradient: np.ndarray, concentration: np.ndarray, out: np.ndarray
 ) -> float:
@@ -116,7 +125,7 @@ def _simplex_gradient(
     return value
 
 
-@numba.njit(cache=True)
+@kernel
 def _mixture_log_likelihood(
     X: np.ndarray,
     log_weights: np.ndarray,
@@ -198,7 +207,7 @@ def _mixture_log_likelihood(
     return log_likelihood
 
 
-@numba.njit(cache=True)
+@kernel
 def _cholesky_gradients(
     lower: np.ndarray,
     mass: float,
@@ -228,7 +237,7 @@ def _cholesky_gradients(
         grad_lower[m, m] -= mass / lower[m, m]
 
 
-@numba.njit(cache=True)
+@kernel
 def _back_substitute(lower: np.ndarray, rhs: np.ndarray, out: np.ndarray) -> None:
     """Out (D,) = L^{-T} rhs for lower triangular L (D, D)."""
     n_features = lower.shape[0]
@@ -239,7 +248,7 @@ def _back_substitute(lower: np.ndarray, rhs: np.ndarray, out: np.ndarray) -> Non
         out[j] = value / lower[j, j]
 
 
-@numba.njit(cache=True)
+@kernel
 def _precision_gradients(
     factor: np.ndarray,
     mass: float,
@@ -264,7 +273,7 @@ def _precision_gradients(
         grad_factor[j, j] += mass / factor[j, j]
 
 
-@numba.njit(cache=True)
+@kernel
 def _default_log_density(
     point: np.ndarray,
     X: np.ndarray,
@@ -343,7 +352,7 @@ def _default_log_density(
     return value
 
 
-@numba.njit(cache=True)
+@kernel
 def _gauss_wishart_log_density(
     point: np.ndarray,
     X: np.ndarray,
@@ -455,14 +464,21 @@ def _pointer(typingctx: Any, address: Any) -> Any:
     return numba.types.voidptr(address), codegen
 
 
-@numba.njit(cache=True)
-def _status(value: float, gradient: np.ndarray) -> int:
-    """The status nutpie reads: 0, or 3 (gradient) or 4 (value) when not finite (divergent)."""
+@kernel
+def _finish(value: float, gradient: np.ndarray, logp: np.ndarray) -> int:
+    """Write the log density into logp (1,); return the status nutpie reads.
+
+    0, or 3 (gradient) or 4 (value) when not finite: nutpie then rejects the point (a divergence,
+    or another initial point). Such a point's log density is written as -inf, so that
+    `PosteriorDensity` callers (`start_point`) reject it as well.
+    """
+    status = 0
     if not np.all(np.isfinite(gradient)):
-        return 3
-    if not np.isfinite(value):
-        return 4
-    return 0
+        status = 3
+    elif not np.isfinite(value):
+        status = 4
+    logp[0] = -np.inf if status else value
+    return status
 
 
 def _default_callback(size, point_, gradient_, logp_, table_):
@@ -483,8 +499,7 @@ def _default_callback(size, point_, gradient_, logp_, table_):
         numba.carray(_pointer(table[8]), (d, d), np.int64),
         gradient,
     )
-    numba.carray(logp_, (1,), np.float64)[0] = value
-    return _status(value, gradient)
+    return _finish(value, gradient, numba.carray(logp_, (1,), np.float64))
 
 
 def _gauss_wishart_callback(size, point_, gradient_, logp_, table_):
@@ -504,15 +519,14 @@ def _gauss_wishart_callback(size, point_, gradient_, logp_, table_):
         scalars[0],
         gradient,
     )
-    numba.carray(logp_, (1,), np.float64)[0] = value
-    return _status(value, gradient)
+    return _finish(value, gradient, numba.carray(logp_, (1,), np.float64))
 
 
 @functools.cache
 def callback(gauss_wishart: bool) -> CFunc:
     """One prior's density as a C function, compiled (or loaded from Numba's cache) on first use."""
     source = _gauss_wishart_callback if gauss_wishart else _default_callback
-    return numba.cfunc(CALLBACK_SIGNATURE, cache=True)(source)
+    return numba.cfunc(CALLBACK_SIGNATURE, **KERNEL_OPTIONS)(source)
 
 
 def kernels_cached() -> bool:

@@ -191,6 +191,36 @@ def test_flat_and_foreign_models_are_refused():
         PosteriorDensity(foreign)
 
 
+SCALE_VALUES = {"default": "standard_deviations_log__", "gauss-wishart": "wishart_chi2_log__"}
+"""Each prior's log-scale value variable: exp of a very negative entry underflows to 0."""
+
+
+@pytest.mark.parametrize("prior", ["default", "gauss-wishart"])
+@pytest.mark.parametrize("entries", ["all", "one"])
+def test_a_scale_that_underflows_gives_minus_infinity_and_a_rejecting_status(prior, entries, capfd):
+    # n == K (issue 23, case 11): NUTS reached log scales whose exp is 0, where the kernels
+    # divided by zero; Numba raised ZeroDivisionError inside the C callback, printed a
+    # traceback per call and left the log density unset (nutpie then failed or crashed).
+    model = build_model(np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]]), 3, prior=prior)
+    density = PosteriorDensity(model)
+    place, _ = density.layout[SCALE_VALUES[prior]]
+    point = np.zeros(density.size)
+    point[place if entries == "all" else place.start] = -1500.0
+    gradient, value = np.empty(density.size), np.full((), 7.0)
+    status = density.callback.ctypes(
+        density.size,
+        point.ctypes.data,
+        gradient.ctypes.data,
+        value.ctypes.data,
+        density.table_address,
+    )
+    assert status in (3, 4)  # nutpie's codes for a point it rejects (a divergence), not a crash
+    assert value == -np.inf
+    assert density(point)[0] == -np.inf
+    assert np.isfinite(density(np.zeros(density.size))[0])
+    assert capfd.readouterr().err == ""
+
+
 COLD_SCRIPT = """
 import numpy as np
 from models.mixture import build_model

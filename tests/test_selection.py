@@ -274,3 +274,68 @@ def test_one_component_fit_raises_no_numerical_warning():
             load_dataset("seed-7907").X, [1], methods=("nuts",), draws=50, tune=50
         )
     assert math.isfinite(result.rows[0].max_rhat)
+
+
+EIGHT_POINTS = np.random.default_rng(1).normal(size=(8, 2))
+"""Tiny data (issue 23, case 14): NUTS is run only for K (D + 1) = 3 K <= 8, K = 1 and 2."""
+
+THREE_POINTS_TIED = np.tile([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]], (5, 1))
+"""15 points on 3 distinct places: enough for NUTS at K = 2, 3 by count, yet each EM component
+sits on one place, where the density is not finite enough for a chain to start."""
+
+
+@pytest.mark.sampling
+def test_a_k_with_too_few_points_is_a_row_saying_so_and_the_table_stands(capfd):
+    # Before: NUTS ran at every K, printed Numba's ZeroDivisionError tracebacks and gave
+    # elpd_loo values of -1e5 (or stopped the whole table with "All tail values are the same"
+    # or "component(s) [0, ..., 49] ... increase reg_covar", whose indices were draws), and BIC
+    # chose K = 6 for 8 points from fits held up by reg_covar.
+    result = select_components(EIGHT_POINTS, range(1, 7), methods=("em", "nuts"), draws=50, tune=50)
+    document = json.loads(result.to_json())
+    assert [row["k"] for row in document["rows"]] == [1, 2, 3, 4, 5, 6]
+    for row in document["rows"]:
+        assert row["log_likelihood"] is not None  # EM's fit stands at every K
+        left_out = [p for p in row["problems"] if p.startswith(("NUTS: not run", "EM: BIC and"))]
+        if row["k"] <= 2:
+            assert row["elpd_loo"] is not None and row["bic"] is not None and not left_out
+        else:
+            assert row["elpd_loo"] is None and row["bic"] is None and row["icl"] is None
+            reason = (
+                f"K = {row['k']} components in D = 2 dimensions need at least K (D + 1) = "
+                f"{3 * row['k']} points (D + 1 per full covariance), the data have 8"
+            )
+            assert [p.split(", since ")[1].split(":")[0] for p in left_out] == [reason] * 2
+        assert not any("increase reg_covar" in p for p in row["problems"])
+    assert result.choice.loo in (1, 2) and result.choice.bic in (1, 2)
+    assert "Error" not in capfd.readouterr().err
+
+
+@pytest.mark.sampling
+def test_a_k_whose_chains_cannot_start_is_a_row_saying_so(capfd):
+    # Before: the callback's unset values let chains "start" and the table ended at K = 2 with
+    # "covariance of component(s) [50, ..., 99] ... increase reg_covar" (the indices were draws);
+    # now no chain can start there, nutpie says so (a RuntimeError), and that is the row.
+    result = select_components(
+        THREE_POINTS_TIED, [1, 2, 3], methods=("em", "nuts"), draws=50, tune=50
+    )
+    rows = {row.k: row for row in result.rows}
+    assert rows[1].elpd_loo is not None
+    for k in (2, 3):
+        assert rows[k].elpd_loo is None and rows[k].bic is not None
+        assert any(p.startswith("NUTS: not fitted, the sampler stopped") for p in rows[k].problems)
+    assert "Traceback" not in capfd.readouterr().err
+
+
+@pytest.mark.sampling
+def test_a_k_whose_loo_cannot_be_computed_is_a_row_saying_so(monkeypatch):
+    # PSIS raises ValueError on degenerate draws ("All tail values are the same" from chains
+    # that did not move, a draw's covariance singular in float64); that ended the whole table.
+    def degenerate(*args):
+        raise ValueError("All tail values are the same")
+
+    monkeypatch.setattr("analysis.selection.psis_loo", degenerate)
+    result = select_components(EIGHT_POINTS, [1, 2], methods=("em", "nuts"), draws=50, tune=50)
+    for row in result.rows:
+        assert row.bic is not None and row.elpd_loo is None
+        assert any(p.startswith("PSIS-LOO: not computed") for p in row.problems)
+    assert result.choice.loo is None and result.choice.bic is not None
