@@ -179,6 +179,13 @@ def _add_data_options(parser: argparse.ArgumentParser, components: bool = True) 
         help="your own data instead: a CSV of numeric columns, one point per row, optional "
         "header; a header column named 'label' holds known component labels",
     )
+    parser.add_argument(
+        "--header",
+        action=argparse.BooleanOptionalAction,
+        help="with --data: the first line is a header (--header; needed for numeric names such "
+        "as 2019,2020) or data (--no-header); default: a line of names only is the header, one "
+        "of numbers only is data, a mixed one is refused",
+    )
     if components:
         parser.add_argument(
             "--components",
@@ -376,7 +383,7 @@ def _add_simulate_parser(sub: Any) -> None:
         help="worker processes of the local cluster (default: one per core)",
     )
     _add_output_options(command, f"study folder (default {SIMULATE_FOLDER})")
-    command.set_defaults(handler=command_simulate, dataset=None, data=None)
+    command.set_defaults(handler=command_simulate, dataset=None, data=None, header=None)
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -386,6 +393,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     args = build_parser().parse_args(argv)
     if args.dataset is not None and args.data is not None:
         raise UsageError("give a dataset name or --data FILE.csv, not both")
+    if args.header is not None and args.data is None:
+        option = "--header" if args.header else "--no-header"
+        raise UsageError(f"{option} says how to read --data FILE.csv; give it only with --data")
     return args
 
 
@@ -401,7 +411,7 @@ def dataset_name(args: argparse.Namespace) -> str:
 def load(args: argparse.Namespace) -> Dataset:
     """The dataset the arguments name."""
     if args.data is not None:
-        return read_csv(args.data)
+        return read_csv(args.data, header=args.header)
     return load_dataset(args.dataset or DEFAULT_DATASET)
 
 

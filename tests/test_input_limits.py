@@ -1,0 +1,187 @@
+"""Issue 23: reading the user's data and the command's options (header, streams, counts, names)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+
+import pytest
+
+from analysis.cli import main
+from analysis.datasets import read_csv
+
+SPREAD_ROWS = "\n".join(f"{i % 7},{(i * 3) % 11 + 0.5}" for i in range(40))
+"""40 points spread over a grid: EM fits K = 2 to them quickly."""
+
+# --- Case 5: the header is detected by a rule, or chosen, and the report says which
+
+
+def test_a_first_line_mixing_numbers_and_names_is_refused_naming_the_field(tmp_path):
+    # Before: '0.5,1.2.3' became the header, the point dropped, the columns named '0.5', '1.2.3'.
+    path = tmp_path / "points.csv"
+    path.write_text("0.5,1.2.3\n1,2\n3,4\n")
+    with pytest.raises(ValueError, match=r"line 1 mixes numbers and names: column 2, '1\.2\.3'"):
+        read_csv(path)
+
+
+def test_a_label_field_counts_as_a_name_in_the_header(tmp_path):
+    path = tmp_path / "labelled.csv"
+    path.write_text("label,x,y\n0,1,2\n1,3,4\n")
+    dataset = read_csv(path)
+    assert dataset.names == ("x", "y")
+    assert dataset.labels.tolist() == [0, 1]
+    path.write_text("label,2019\n0,1\n1,3\n")
+    with pytest.raises(ValueError, match=r"column 1, 'label', is not a number but column 2"):
+        read_csv(path)
+
+
+def test_header_true_or_false_overrides_the_detection(tmp_path):
+    path = tmp_path / "years.csv"
+    path.write_text("2019,2020\n1,2\n3,4\n5,6\n")
+    detected = read_csv(path)
+    assert detected.n_points == 4 and detected.names is None
+    assert detected.header.as_dict() == {"used": False, "detected": True}
+    asked = read_csv(path, header=True)
+    assert asked.names == ("2019", "2020")
+    assert asked.X.tolist() == [[1, 2], [3, 4], [5, 6]]
+    assert asked.header.as_dict() == {"used": True, "detected": False}
+    path.write_text("x,y\n1,2\n")
+    with pytest.raises(ValueError, match=r"line 1, column 1: 'x' is not a number"):
+        read_csv(path, header=False)
+    with pytest.raises(TypeError, match="header must be None, True or False"):
+        read_csv(path, header="yes")
+
+
+def test_the_description_says_how_the_first_line_was_read(tmp_path):
+    path = tmp_path / "p.csv"
+    path.write_text("x,y\n1,2\n3,4\n")
+    assert read_csv(path).description.endswith("first line read as the header (every field a name)")
+    path.write_text("1,2\n3,4\n")
+    assert read_csv(path).description.endswith("no header (every field of the first line a number)")
+    assert read_csv(path, header=False).description.endswith("no header, as asked")
+
+
+def test_header_options_on_the_command_line(tmp_path, capsys):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("0.5,1.2.3\n1,2\n3,4\n")
+    assert main(["em", "--data", str(bad), "-k", "1", "--bootstrap", "0"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "'1.2.3'" in err
+    years = tmp_path / "years.csv"
+    years.write_text(f"2019,2020\n{SPREAD_ROWS}\n")
+    command = ["em", "--data", str(years), "-k", "2", "--bootstrap", "0", "--json"]
+    assert main([*command, "--header"]) == 0
+    dataset = json.loads(capsys.readouterr().out)["dataset"]
+    assert dataset["names"] == ["2019", "2020"]
+    assert dataset["header"] == {"used": True, "detected": False}
+    assert main([*command, "--no-header"]) == 0
+    dataset = json.loads(capsys.readouterr().out)["dataset"]
+    assert dataset["names"] is None and dataset["description"].startswith("41 points")
+    assert main(["em", "seed42", "--header"]) == 2
+    assert "--header says how to read --data" in capsys.readouterr().err
+
+
+def test_the_report_says_how_the_header_was_read(tmp_path, capsys):
+    data = tmp_path / "years.csv"
+    data.write_text(f"2019,2020\n{SPREAD_ROWS}\n")
+    out = tmp_path / "rep"
+    args = ["compare", "--data", str(data), "-k", "2", "--methods", "em", "--bootstrap", "0"]
+    assert main([*args, "--header", "--out", str(out), "-q"]) == 0
+    comparison = json.loads((out / "comparison.json").read_text())
+    assert comparison["dataset"]["header"] == {"used": True, "detected": False}
+    assert "first line read as the header, as asked" in (out / "summary.md").read_text()
+    assert "first line read as the header, as asked" in (out / "index.html").read_text()
+    assert main(["report", "--out", str(out), "-q"]) == 0  # rebuilt from em.json and data.csv
+    rebuilt = json.loads((out / "comparison.json").read_text())
+    assert rebuilt["dataset"]["names"] == ["2019", "2020"]
+    assert rebuilt["dataset"]["header"] == {"used": True, "detected": False}
+
+
+# --- Case 9: only a regular file is read, in chunks, up to a cap
+
+NOT_A_FILE_GUARD = 60
+"""Seconds a command given a stream may take before the test calls it a hang (a hang guard)."""
+
+
+def _refused_in_a_subprocess(run_gmm_compare_guarded, path: str) -> str:
+    """Run `em --data path`; its stderr, after checking it is one line and exit status 2."""
+    result = run_gmm_compare_guarded("em", "--data", path, "-k", "1")
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert len(result.stderr.splitlines()) == 1
+    return result.stderr
+
+
+@pytest.fixture
+def run_gmm_compare_guarded(tmp_path):
+    """Run the command with a timeout and an address-space cap (so that an old reader of an
+    endless stream fails fast instead of filling the machine's memory)."""
+    import resource
+    import subprocess
+    import sys
+
+    def limit_memory() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (2**32, 2**32))
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        code = "import sys; from analysis.cli import main; sys.exit(main(sys.argv[1:]))"
+        try:
+            return subprocess.run(
+                [sys.executable, "-c", code, *args],
+                capture_output=True,
+                text=True,
+                timeout=NOT_A_FILE_GUARD,
+                preexec_fn=limit_memory,
+                cwd=tmp_path,
+            )
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"gmm-compare {' '.join(args)} still running after {NOT_A_FILE_GUARD} s")
+
+    return run
+
+
+def test_an_endless_device_is_refused_before_reading(run_gmm_compare_guarded):
+    # Before: /dev/zero was read until the kernel killed the command (22.7 GB).
+    err = _refused_in_a_subprocess(run_gmm_compare_guarded, "/dev/zero")
+    assert "'/dev/zero' is a character device, not a regular file" in err
+
+
+def test_a_fifo_without_a_writer_is_refused_at_once(run_gmm_compare_guarded, tmp_path):
+    # Before: opening the FIFO waited for a writer forever.
+    fifo = tmp_path / "points.csv"
+    os.mkfifo(fifo)
+    err = _refused_in_a_subprocess(run_gmm_compare_guarded, str(fifo))
+    assert "is a FIFO (named pipe), not a regular file" in err
+
+
+def test_a_socket_and_a_folder_are_refused_naming_them(tmp_path):
+    path = tmp_path / "s.csv"
+    with socket.socket(socket.AF_UNIX) as server:
+        server.bind(str(path))
+        with pytest.raises(ValueError, match=r"s\.csv' (is a socket|cannot be read)"):
+            read_csv(path)
+    with pytest.raises(ValueError, match="is a folder, not a regular file"):
+        read_csv(tmp_path)
+
+
+def test_a_file_beyond_the_cap_is_refused_after_reading_at_most_the_cap(tmp_path, monkeypatch):
+    import analysis.datasets as datasets
+
+    monkeypatch.setattr(datasets, "MAX_DATA_BYTES", 3 * datasets.READ_CHUNK)
+    path = tmp_path / "big.csv"
+    line = b"1.0,2.0\n"
+    path.write_bytes(line * (3 * datasets.READ_CHUNK // len(line) + 1))
+    reads: list[int] = []
+    real_read = os.read
+
+    def counted(fd: int, size: int) -> bytes:
+        reads.append(size)
+        return real_read(fd, size)
+
+    monkeypatch.setattr(datasets.os, "read", counted)
+    with pytest.raises(ValueError, match=r"big\.csv' is larger than .* GiB \(3145728 bytes\)"):
+        read_csv(path)
+    # Bounded chunks, stopping at the first one past the cap (a growing file stops there too).
+    assert reads == [datasets.READ_CHUNK] * 4
+    path.write_bytes(line * (3 * datasets.READ_CHUNK // len(line)))
+    assert read_csv(path).n_points == 3 * datasets.READ_CHUNK // len(line)
