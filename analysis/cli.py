@@ -29,7 +29,7 @@ from typing import Any, NoReturn
 
 from analysis import pipeline
 from analysis.checks import check_components
-from analysis.datasets import DATASETS, Dataset, load_dataset, read_csv, to_csv
+from analysis.datasets import DATASETS, Dataset, folded_name, load_dataset, read_csv, to_csv
 from analysis.em_fits import N_INIT, EMFits
 from analysis.em_uncertainty import EMUncertainty
 from analysis.files import dumps, staged_folder, write_text_atomic
@@ -262,7 +262,10 @@ def _add_output_options(parser: argparse.ArgumentParser, out_help: str) -> None:
     )
 
 
-FOLDER_HELP = "report folder (default reports/NAME, NAME being the dataset or the CSV's name)"
+FOLDER_HELP = (
+    "report folder (default reports/NAME, NAME being the dataset or the CSV's name, with -csv "
+    "added when the CSV's name reads as a dataset's, e.g. reports/Seed_42-csv)"
+)
 
 
 def build_parser() -> Parser:
@@ -403,9 +406,20 @@ def parse(argv: list[str]) -> argparse.Namespace:
 # Shared steps
 
 
-def dataset_name(args: argparse.Namespace) -> str:
-    """The name the run is known by (for the default output folder), without loading data."""
-    return args.data.stem if args.data is not None else (args.dataset or DEFAULT_DATASET)
+def report_name(args: argparse.Namespace) -> str:
+    """The default report folder's name, without loading data.
+
+    A named dataset's canonical name ('seed-7907' -> 'seed7907'); a CSV's stem verbatim, with
+    '-csv' added when it folds to a name beginning with a named dataset's (Seed_42.csv ->
+    'Seed_42-csv'), so that a CSV's report never lands in, or replaces, a named dataset's.
+    """
+    if args.data is None:
+        name = args.dataset or DEFAULT_DATASET
+        key = folded_name(name)
+        return key if key in DATASETS else name  # an unknown name is refused when loaded
+    stem = args.data.stem
+    folded = folded_name(stem)
+    return f"{stem}-csv" if any(folded.startswith(key) for key in DATASETS) else stem
 
 
 def load(args: argparse.Namespace) -> Dataset:
@@ -431,14 +445,8 @@ def settings_for(args: argparse.Namespace, dataset: Dataset) -> RunSettings:
 
 
 def output_folder(args: argparse.Namespace) -> Path:
-    """--out, or reports/NAME."""
-    return args.out if args.out is not None else REPORTS / load_dataset_key(dataset_name(args))
-
-
-def load_dataset_key(name: str) -> str:
-    """A named dataset's canonical name ('seed-7907' -> 'seed7907'); a CSV stem unchanged."""
-    key = name.lower().replace("-", "").replace("_", "")
-    return key if key in DATASETS else name
+    """--out, or reports/NAME (`report_name`)."""
+    return args.out if args.out is not None else REPORTS / report_name(args)
 
 
 def say(args: argparse.Namespace, *lines: str) -> None:
@@ -662,8 +670,7 @@ def command_select(args: argparse.Namespace) -> int:
     dataset = load(args)
     ks = args.components or range(1, args.max_components + 1)
     check_components(dataset, ks[-1])
-    name = load_dataset_key(dataset_name(args))
-    target = args.out if args.out is not None else REPORTS / f"{name}-select"
+    target = args.out if args.out is not None else REPORTS / f"{report_name(args)}-select"
     silence_libraries()  # one progress line per K is ours; PyMC's would repeat per K
     verbose = not (args.quiet or args.json)
 

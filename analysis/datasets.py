@@ -198,9 +198,14 @@ DATASETS: dict[str, Callable[[], Dataset]] = {
 }
 
 
+def folded_name(name: str) -> str:
+    """A dataset's name as names are compared: lower case, without '-' and '_'."""
+    return name.lower().replace("-", "").replace("_", "")
+
+
 def load_dataset(name: str) -> Dataset:
-    """The named dataset; 'seed-7907' and 'seed7907' are the same name."""
-    key = name.lower().replace("-", "").replace("_", "")
+    """The named dataset; 'seed-7907', 'Seed_7907' and 'seed7907' are the same name."""
+    key = folded_name(name)
     if key not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}: choose one of {', '.join(DATASETS)}")
     return DATASETS[key]()

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
+from pathlib import Path
 
 import pytest
 
-from analysis.cli import main
+from analysis.cli import main, output_folder, parse
 from analysis.datasets import read_csv
 
 SPREAD_ROWS = "\n".join(f"{i % 7},{(i * 3) % 11 + 0.5}" for i in range(40))
@@ -185,3 +187,66 @@ def test_a_file_beyond_the_cap_is_refused_after_reading_at_most_the_cap(tmp_path
     assert reads == [datasets.READ_CHUNK] * 4
     path.write_bytes(line * (3 * datasets.READ_CHUNK // len(line)))
     assert read_csv(path).n_points == 3 * datasets.READ_CHUNK // len(line)
+
+
+# --- Case 17 (b): a CSV's default report folder is never a named dataset's
+
+
+def test_a_csv_named_like_a_dataset_never_writes_the_datasets_report(tmp_path, monkeypatch):
+    # Before: Seed_42.csv wrote to reports/seed42/ and replaced seed42's own report.
+    monkeypatch.chdir(tmp_path)
+    quick = ["--methods", "em", "--bootstrap", "0", "-q"]
+    assert main(["compare", "seed42", *quick]) == 0
+    named = tmp_path / "reports" / "seed42"
+    before = {path.name: path.read_bytes() for path in named.iterdir() if path.is_file()}
+    assert main(["data", "seed42", "--out", "Seed_42.csv", "-q"]) == 0
+    assert main(["compare", "--data", "Seed_42.csv", *quick]) == 0
+    assert (tmp_path / "reports" / "Seed_42-csv" / "index.html").is_file()
+    assert {path.name: path.read_bytes() for path in named.iterdir() if path.is_file()} == before
+    assert main(["select", "--data", "Seed_42.csv", "-k", "1:2", "--methods", "em", "-q"]) == 0
+    assert (tmp_path / "reports" / "Seed_42-csv-select" / "index.html").is_file()
+    assert not (tmp_path / "reports" / "seed42-select").exists()
+
+
+@pytest.mark.parametrize(
+    ("arguments", "folder"),
+    [
+        (["--data", "points.csv"], "reports/points"),
+        (["--data", "dir/Points_2.csv"], "reports/Points_2"),
+        (["--data", "SEED-7907.csv"], "reports/SEED-7907-csv"),
+        (["--data", "seed42-select.csv"], "reports/seed42-select-csv"),
+        (["seed-7907"], "reports/seed7907"),
+        (["Seed_1000"], "reports/seed1000"),
+    ],
+)
+def test_default_report_folders(arguments, folder):
+    assert output_folder(parse(["compare", *arguments])) == Path(folder)
+
+
+# --- Case 17 (a): a `|` in a column's name is escaped in the Markdown tables
+
+
+def _table_widths(markdown: str) -> list[set[int]]:
+    """The numbers of unescaped `|` on the lines of each Markdown table (one set per table)."""
+    widths: list[set[int]] = []
+    inside = False
+    for line in markdown.splitlines():
+        if line.startswith("|"):
+            if not inside:
+                widths.append(set())
+            widths[-1].add(len(re.findall(r"(?<!\\)\|", line)))
+        inside = line.startswith("|")
+    return widths
+
+
+def test_a_pipe_in_a_column_name_keeps_the_markdown_tables_whole(tmp_path):
+    # Before: the `|` of 'a|b' split its cells, so rows had more columns than the header.
+    data = tmp_path / "pipes.csv"
+    data.write_text(f"a|b,c\n{SPREAD_ROWS}\n")
+    out = tmp_path / "rep"
+    args = ["--data", str(data), "-k", "2", "--methods", "em", "--bootstrap", "0", "-q"]
+    assert main(["compare", *args, "--out", str(out)]) == 0
+    summary = (out / "summary.md").read_text()
+    assert r"a\|b" in summary
+    widths = _table_widths(summary)
+    assert widths and all(len(table) == 1 for table in widths), widths
