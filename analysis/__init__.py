@@ -20,6 +20,7 @@ In the order data flows through them:
   its resumable store of one file per replicate, and its report;
 - `files` — safe writing (temporary path renamed into place, manifests);
 - `interrupts` — SIGINT/SIGTERM handling for the command;
+- `console` — the script's entry point: interrupts answered while the command is imported;
 - `cli` — the `gmm-compare` command (also `python -m analysis`);
 - `render_check` — a manual check that a report renders in a browser.
 """

@@ -17,7 +17,6 @@ stderr.
 from __future__ import annotations
 
 import argparse
-import gc
 import logging
 import os
 import signal
@@ -29,6 +28,7 @@ from typing import Any, NoReturn
 
 from analysis import pipeline
 from analysis.checks import check_components
+from analysis.console import NOTHING_WRITTEN, PROG, interrupted_line
 from analysis.datasets import DATASETS, Dataset, folded_name, load_dataset, read_csv, to_csv
 from analysis.em_fits import N_INIT, EMFits
 from analysis.em_uncertainty import EMUncertainty
@@ -53,7 +53,6 @@ from analysis.settings import (
     RunSettings,
 )
 
-PROG = "gmm-compare"
 DEFAULT_DATASET = "seed7907"
 REPORTS = Path("reports")
 SUBCOMMANDS = ("data", "em", "sample", "report", "compare", "select", "simulate")
@@ -776,9 +775,9 @@ def _show_warning(
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command; bad input is one line on stderr and exit status 2."""
-    argv = sys.argv[1:] if argv is None else list(argv)
-    RECEIVED.clear()
     try:
+        argv = sys.argv[1:] if argv is None else list(argv)
+        RECEIVED.clear()
         with interrupts_unwind(), warnings.catch_warnings():
             warnings.showwarning = _show_warning
             # Said once per compile folder when PyTensor first looks for a BLAS for its C
@@ -795,8 +794,7 @@ def main(argv: list[str] | None = None) -> int:
             return failed(stop)
         stop_children()
         signum = RECEIVED[0] if RECEIVED else getattr(stop, "signum", signal.SIGINT)
-        detail = getattr(stop, "detail", "nothing was written, earlier outputs are unchanged")
-        print(f"{PROG}: interrupted ({signal.Signals(signum).name}); {detail}", file=sys.stderr)
+        print(interrupted_line(signum, getattr(stop, "detail", NOTHING_WRITTEN)), file=sys.stderr)
         return 128 + int(signum)
 
 
@@ -810,18 +808,3 @@ def failed(error: BaseException) -> int:
     hint = " (see gmm-compare --help)" if isinstance(error, UsageError) else ""
     print(f"{PROG}: error: {message}{hint}", file=sys.stderr)
     return 2
-
-
-def console() -> NoReturn:
-    """The `gmm-compare` script: `main`, then exit without a last sweep of the heap.
-
-    Python's shutdown collects garbage through every object the run made (imports included),
-    about a second here; frozen objects are skipped (`gc.freeze`), and all go with the process.
-    """
-    code = main()
-    gc.freeze()
-    sys.exit(code)
-
-
-if __name__ == "__main__":
-    console()

@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import re
+import signal
 import socket
+import subprocess
+import sys
+import threading
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -250,3 +257,55 @@ def test_a_pipe_in_a_column_name_keeps_the_markdown_tables_whole(tmp_path):
     assert r"a\|b" in summary
     widths = _table_widths(summary)
     assert widths and all(len(table) == 1 for table in widths), widths
+
+
+# --- Case 17 (c): Ctrl-C while the command is still importing is one line and exit 130
+
+STARTUP_GUARD = 60.0
+"""Seconds to wait for a line from the child or for its exit (a hang guard only)."""
+EARLY_DELAYS = [0.025 * i for i in range(1, 17)]
+"""When SIGINT comes after the `analysis` package is imported: through the command's imports
+(about 0.4 s) and after."""
+
+
+def _lines(stream: Any) -> queue.Queue[str]:
+    """A queue of the stream's lines as a thread reads them ('' at the end)."""
+    lines: queue.Queue[str] = queue.Queue()
+
+    def read() -> None:
+        for line in stream:
+            lines.put(line)
+        lines.put("")
+
+    threading.Thread(target=read, daemon=True).start()
+    return lines
+
+
+@pytest.mark.parametrize("delay", EARLY_DELAYS, ids=lambda delay: f"{delay:.3f}s")
+def test_ctrl_c_while_the_command_imports_is_one_line_and_130(delay):
+    # Before: a KeyboardInterrupt traceback from inside NumPy's or our imports, killed by SIGINT.
+    # Python's own start-up (site and its .pth files) is not the command's: -X importtime tells
+    # when the script's first import, the `analysis` package, is done, and the delays count
+    # from there.
+    script = Path(sys.executable).with_name("gmm-compare")
+    process = subprocess.Popen(
+        [sys.executable, "-X", "importtime", str(script), "em", "seed42", "-q"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        lines = _lines(process.stderr)
+        while (line := lines.get(timeout=STARTUP_GUARD)).rpartition("|")[2].strip() != "analysis":
+            assert line, "the command ended before importing the analysis package"
+        time.sleep(delay)
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=STARTUP_GUARD) == 130
+        rest = iter(lambda: lines.get(timeout=STARTUP_GUARD), "")
+        said = [line.rstrip() for line in rest if not line.startswith("import time:")]
+    finally:
+        process.kill()
+        process.wait()
+    assert said == [
+        "gmm-compare: interrupted (SIGINT); nothing was written, earlier outputs are unchanged"
+    ]
