@@ -41,6 +41,15 @@ from analysis.interrupts import (
     interrupts_unwind,
     stop_children,
 )
+from analysis.limits import (
+    FLOAT_BYTES,
+    REPLICATE_BYTES,
+    WORKER_BYTES,
+    RunSize,
+    check_run_memory,
+    describe_budget,
+    most_units,
+)
 from analysis.render import headline
 from analysis.saved import REPORT_NAMES, copy_results, em_document, load_results, save_results
 from analysis.settings import (
@@ -77,12 +86,29 @@ class Parser(argparse.ArgumentParser):
 # Arguments
 
 
-def _positive(text: str) -> int:
-    """An argparse type: an integer >= 1 (argparse puts the option's name before the message)."""
-    value = _integer(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+def _bounded(least: int, unit_bytes: int = FLOAT_BYTES) -> Callable[[str], int]:
+    """An argparse type: an integer from `least` to what the machine holds (`most_units`).
+
+    argparse puts the option's name before the message.
+    """
+
+    def count(text: str) -> int:
+        value = _integer(text)
+        if value < least:
+            wanted = "0 or more" if least == 0 else f"at least {least}"
+            raise argparse.ArgumentTypeError(f"must be {wanted}, got {value}")
+        if value > (limit := most_units(unit_bytes)):
+            raise argparse.ArgumentTypeError(
+                f"must be at most {limit}, got {value}: each costs at least {unit_bytes} bytes "
+                f"and {describe_budget()}"
+            )
+        return value
+
+    return count
+
+
+_positive = _bounded(1)
+_count = _bounded(0)
 
 
 def _integer(text: str) -> int:
@@ -91,14 +117,6 @@ def _integer(text: str) -> int:
         return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
-
-
-def _count(text: str) -> int:
-    """An argparse type: an integer >= 0."""
-    value = _integer(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
 
 
 def _seed(text: str) -> int:
@@ -348,7 +366,11 @@ def _add_simulate_parser(sub: Any) -> None:
     )
     command = sub.add_parser("simulate", help=text, description=text)
     command.add_argument(
-        "--replicates", "-r", type=_positive, default=100, help="replicates R (default 100)"
+        "--replicates",
+        "-r",
+        type=_bounded(1, REPLICATE_BYTES),
+        default=100,
+        help="replicates R (default 100)",
     )
     command.add_argument(
         "--points", "-n", type=_positive, default=500, help="points per replicate (default 500)"
@@ -381,7 +403,7 @@ def _add_simulate_parser(sub: Any) -> None:
     )
     command.add_argument(
         "--workers",
-        type=_positive,
+        type=_bounded(1, WORKER_BYTES),
         help="worker processes of the local cluster (default: one per core)",
     )
     _add_output_options(command, f"study folder (default {SIMULATE_FOLDER})")
@@ -431,8 +453,8 @@ def load(args: argparse.Namespace) -> Dataset:
 def settings_for(args: argparse.Namespace, dataset: Dataset) -> RunSettings:
     """The run's settings, K checked against the data."""
     k = args.components if args.components is not None else dataset.default_components
-    check_components(dataset, k)
-    return RunSettings(
+    check_components_option(dataset, k, "--components")
+    settings = RunSettings(
         n_components=k,
         random_seed=args.seed,
         draws=getattr(args, "draws", 0),
@@ -441,6 +463,38 @@ def settings_for(args: argparse.Namespace, dataset: Dataset) -> RunSettings:
         bootstrap=getattr(args, "bootstrap", 0),
         methods=getattr(args, "methods", ("em",)),
     )
+    size = RunSize(
+        dataset.n_points,
+        dataset.n_features,
+        k,
+        draws=settings.draws,
+        chains=settings.chains,
+        bootstrap=settings.bootstrap,
+        nuts=settings.runs("nuts"),
+        twin=settings.runs("nuts") and settings.runs("vb"),
+    )
+    check_run_memory(size, RUN_OPTIONS)
+    return settings
+
+
+def check_components_option(dataset: Dataset, k: int, option: str) -> None:
+    """ValueError naming the option when K exceeds the points; then `check_components`."""
+    if k > dataset.n_points:
+        raise ValueError(
+            f"{option} {k} is more than the data can hold: at most {dataset.n_points} "
+            f"({dataset.name} has {dataset.n_points} points, fewer than the {k} components "
+            "asked for)"
+        )
+    check_components(dataset, k)
+
+
+RUN_OPTIONS = {
+    "draws": "--draws",
+    "chains": "--chains",
+    "bootstrap": "--bootstrap",
+    "n_components": "--components",
+}
+"""The options a run's memory depends on, in the order `check_run_memory` names them."""
 
 
 def output_folder(args: argparse.Namespace) -> Path:
@@ -668,7 +722,17 @@ def command_select(args: argparse.Namespace) -> int:
 
     dataset = load(args)
     ks = args.components or range(1, args.max_components + 1)
-    check_components(dataset, ks[-1])
+    k_option = "--components" if args.components else "--max-components"
+    check_components_option(dataset, ks[-1], k_option)
+    size = RunSize(
+        dataset.n_points,
+        dataset.n_features,
+        ks[-1],
+        draws=args.draws,
+        chains=args.chains,
+        nuts="nuts" in args.methods,
+    )
+    check_run_memory(size, {**RUN_OPTIONS, "n_components": k_option})
     target = args.out if args.out is not None else REPORTS / f"{report_name(args)}-select"
     silence_libraries()  # one progress line per K is ours; PyMC's would repeat per K
     verbose = not (args.quiet or args.json)
@@ -723,6 +787,7 @@ def command_simulate(args: argparse.Namespace) -> int:
         chains=args.chains,
         bootstrap=args.bootstrap,
     )
+    check_study_memory(settings, args)
     target = args.out if args.out is not None else SIMULATE_FOLDER
     quiet_libraries(args)
     try:
@@ -748,6 +813,32 @@ def command_simulate(args: argparse.Namespace) -> int:
     else:
         print("\n".join([*study_headline(summary), f"report: {target / 'index.html'}"]))
     return 0
+
+
+def check_study_memory(settings: Any, args: argparse.Namespace) -> None:
+    """ValueError naming the option to lower when the study cannot fit in this machine's memory.
+
+    A local cluster's workers each hold one replicate's run; a remote scheduler's workers are
+    another machine's, so only one run (and the replicates' bookkeeping) is counted here.
+    """
+    from analysis.simulation import default_workers
+
+    workers = 0 if args.scheduler is not None else (args.workers or default_workers())
+    truth = settings.true_parameters
+    size = RunSize(
+        settings.n_points,
+        truth.n_features,
+        truth.n_components,
+        draws=settings.draws,
+        chains=settings.chains,
+        bootstrap=settings.bootstrap,
+        nuts="nuts" in settings.methods,
+        workers=workers,
+        replicates=settings.replicates,
+    )
+    options = {"n_points": "--points", **RUN_OPTIONS, "replicates": "--replicates"}
+    del options["n_components"]  # the study's K is its truth's
+    check_run_memory(size, options | ({"workers": "--workers"} if args.workers else {}))
 
 
 HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {

@@ -12,13 +12,14 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from analysis.cli import main, output_folder, parse
-from analysis.datasets import read_csv
+from analysis.cli import main, output_folder, parse, settings_for
+from analysis.datasets import load_dataset, read_csv
 
 SPREAD_ROWS = "\n".join(f"{i % 7},{(i * 3) % 11 + 0.5}" for i in range(40))
 """40 points spread over a grid: EM fits K = 2 to them quickly."""
@@ -309,3 +310,109 @@ def test_ctrl_c_while_the_command_imports_is_one_line_and_130(delay):
     assert said == [
         "gmm-compare: interrupted (SIGINT); nothing was written, earlier outputs are unchanged"
     ]
+
+
+# --- Case 10: every count is bounded by what the machine can hold, before any work
+
+HUGE = str(2**63)
+"""A count past int64: NumPy and nutpie raised OverflowError on it."""
+
+
+@pytest.mark.parametrize(
+    ("arguments", "option"),
+    [
+        (["simulate", "-r", "100000000000000000000"], "--replicates/-r"),
+        (["simulate", "--workers", "100000000"], "--workers"),
+        (["simulate", "--points", HUGE], "--points/-n"),
+        (["compare", "seed42", "--draws", HUGE], "--draws"),
+        (["compare", "seed42", "--tune", HUGE], "--tune"),
+        (["sample", "seed42", "--chains", HUGE], "--chains"),
+        (["em", "seed42", "--bootstrap", HUGE], "--bootstrap"),
+        (["em", "seed42", "-k", HUGE], "--components/-k"),
+        (["select", "seed42", "--max-components", HUGE], "--max-components"),
+    ],
+)
+def test_a_count_no_machine_holds_is_refused_in_one_line(
+    run_gmm_compare_guarded, tmp_path, arguments, option
+):
+    # Before: 10^20 replicates were listed one by one (10 minutes, memory growing), 2^63 draws
+    # or bootstrap replicates raised an OverflowError traceback.
+    out = [] if arguments[0] == "em" else ["--out", str(tmp_path / "out")]
+    result = run_gmm_compare_guarded(*arguments, *out)
+    assert result.returncode == 2, result.stderr[-2000:]
+    [line] = result.stderr.splitlines()
+    assert f"argument {option}: must be at most " in line and f"got {arguments[-1]}" in line
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_posterior_too_large_is_refused_before_sampling(run_gmm_compare_guarded, tmp_path):
+    # Before: nutpie aborted ("memory allocation of 136000001360 bytes failed", exit 134).
+    out = tmp_path / "out"
+    args = ["compare", "seed42", "--draws", "1000000000", "--tune", "10", "--chains", "2"]
+    result = run_gmm_compare_guarded(
+        *args, "--methods", "em,nuts", "--bootstrap", "0", "--out", str(out)
+    )
+    assert result.returncode == 2, result.stderr[-2000:]
+    [line] = result.stderr.splitlines()
+    assert "--draws 1000000000 is more than this machine can hold" in line
+    assert re.search(r"at most \d+ ", line)
+    assert not out.exists()
+
+
+@pytest.fixture
+def eight_gb_machine(monkeypatch):
+    """The limits of a machine with 8 GB of memory, whatever this one has."""
+    import analysis.limits as limits
+
+    monkeypatch.setattr(limits, "memory_budget", lambda: int(8e9 * limits.MEMORY_SHARE))
+    return limits
+
+
+def test_the_limit_named_is_the_largest_count_that_fits(eight_gb_machine, tmp_path):
+    limits = eight_gb_machine
+    size = limits.RunSize(300, 2, 3, draws=10**9, chains=4, bootstrap=999, nuts=True, twin=True)
+    with pytest.raises(ValueError, match=r"--draws 1000000000 .* at most (\d+) ") as error:
+        limits.check_run_memory(size, {"draws": "--draws", "chains": "--chains"})
+    most = int(re.search(r"at most (\d+) ", str(error.value)).group(1))
+    budget = limits.memory_budget()
+    assert limits.run_bytes(replace(size, draws=most)) <= budget
+    assert limits.run_bytes(replace(size, draws=most + 1)) > budget
+    # The posterior's log-likelihood alone is chains x draws x n float32 values: a bound from
+    # outside the estimate.
+    assert most * 4 * 300 * 4 < budget
+    wide = replace(size, draws=1000, chains=10**8)
+    with pytest.raises(ValueError, match=r"^--chains 100000000 is more than"):
+        limits.check_run_memory(wide, {"draws": "--draws", "chains": "--chains"})
+
+
+def test_the_largest_runs_the_tests_make_stay_allowed(eight_gb_machine):
+    # tests/test_cli_signals.py samples seed42 (300 points) with 2 chains x 200000 draws.
+    limits = eight_gb_machine
+    size = limits.RunSize(300, 2, 3, draws=200_000, chains=2, bootstrap=999, nuts=True, twin=True)
+    limits.check_run_memory(size, {"draws": "--draws"})
+    assert (
+        settings_for(
+            parse(["sample", "seed42", "--draws", "200000", "--chains", "2"]),
+            load_dataset("seed42"),
+        ).draws
+        == 200_000
+    )
+
+
+def test_a_study_of_more_replicates_than_fit_is_refused_before_listing_them():
+    from analysis.simulation import StudySettings
+
+    with pytest.raises(ValueError, match=r"replicates must be at most \d+, got 10{20}"):
+        StudySettings(replicates=10**20)
+
+
+def test_a_study_too_large_for_the_workers_names_the_option(eight_gb_machine, tmp_path):
+    from analysis.cli import check_study_memory
+    from analysis.simulation import StudySettings
+
+    args = parse(["simulate", "--points", "10000000", "--workers", "2"])
+    settings = StudySettings(n_points=args.points)
+    with pytest.raises(ValueError, match=r"^--points 10000000 is more than .* at most \d+ "):
+        check_study_memory(settings, args)
+    args = parse(["simulate", "--workers", "2"])
+    check_study_memory(StudySettings(), args)  # the defaults fit
