@@ -24,7 +24,7 @@ import sys
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from analysis import pipeline
 from analysis.checks import check_components
@@ -61,6 +61,9 @@ from analysis.settings import (
     SELECTION_TUNE,
     RunSettings,
 )
+
+if TYPE_CHECKING:
+    from analysis.simulation import StudySettings  # imported when simulating only
 
 DEFAULT_DATASET = "seed7907"
 REPORTS = Path("reports")
@@ -451,7 +454,7 @@ def load(args: argparse.Namespace) -> Dataset:
 
 
 def settings_for(args: argparse.Namespace, dataset: Dataset) -> RunSettings:
-    """The run's settings, K checked against the data."""
+    """The run's settings, K checked against the data and the run's memory against the machine."""
     k = args.components if args.components is not None else dataset.default_components
     check_components_option(dataset, k, "--components")
     settings = RunSettings(
@@ -815,7 +818,7 @@ def command_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
-def check_study_memory(settings: Any, args: argparse.Namespace) -> None:
+def check_study_memory(settings: StudySettings, args: argparse.Namespace) -> None:
     """ValueError naming the option to lower when the study cannot fit in this machine's memory.
 
     A local cluster's workers each hold one replicate's run; a remote scheduler's workers are
@@ -836,9 +839,13 @@ def check_study_memory(settings: Any, args: argparse.Namespace) -> None:
         workers=workers,
         replicates=settings.replicates,
     )
-    options = {"n_points": "--points", **RUN_OPTIONS, "replicates": "--replicates"}
-    del options["n_components"]  # the study's K is its truth's
-    check_run_memory(size, options | ({"workers": "--workers"} if args.workers else {}))
+    options = {"n_points": "--points"} | {
+        field: option for field, option in RUN_OPTIONS.items() if field != "n_components"
+    }  # the study's K is its truth's
+    options["replicates"] = "--replicates"
+    if args.workers:
+        options["workers"] = "--workers"
+    check_run_memory(size, options)
 
 
 HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {

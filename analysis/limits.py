@@ -15,6 +15,8 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 
+from models.stored import PREDICTIVE_DRAWS, STORED_DTYPE
+
 MEMORY_SHARE = 0.5
 """The share of the machine's physical memory a run may plan to fill; the rest is for the
 libraries, the sampler's and Dask's processes and whatever else runs on the machine."""
@@ -100,8 +102,6 @@ def _parameters(size: RunSize) -> tuple[int, int]:
 
 def _posterior_bytes(size: RunSize) -> int:
     """Bytes of the posterior(s) of one run, with the log-likelihood and predictive draws."""
-    from models.predictions import PREDICTIVE_DRAWS, STORED_DTYPE  # imports PyMC: with NUTS only
-
     n, d = size.n_points, size.n_features
     stored = STORED_DTYPE().itemsize
     per_draw = FLOAT_BYTES * (sum(_parameters(size)) + SAMPLE_STATS)
