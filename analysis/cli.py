@@ -906,3 +906,9 @@ def failed(error: BaseException) -> int:
     hint = " (see gmm-compare --help)" if isinstance(error, UsageError) else ""
     print(f"{PROG}: error: {message}{hint}", file=sys.stderr)
     return 2
+
+
+if __name__ == "__main__":
+    from analysis.console import console
+
+    console()
