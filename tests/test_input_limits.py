@@ -197,6 +197,36 @@ def test_a_file_beyond_the_cap_is_refused_after_reading_at_most_the_cap(tmp_path
     assert read_csv(path).n_points == 3 * datasets.READ_CHUNK // len(line)
 
 
+class _AlarmError(Exception):
+    """Raised by the test's SIGALRM handler."""
+
+
+def test_an_interrupt_stops_the_read_between_chunks(tmp_path):
+    # Before: the whole file was read by one call, and a signal handler ran only once it was
+    # all in memory. A sparse file of 1 GiB of zeros takes no disk and a while to read.
+    import resource
+
+    size = 2**30
+    path = tmp_path / "huge.csv"
+    with path.open("wb") as file:
+        file.truncate(size)
+
+    def alarm(_signum: int, _frame: Any) -> None:
+        raise _AlarmError
+
+    previous = signal.signal(signal.SIGALRM, alarm)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.01)
+        with pytest.raises(_AlarmError):
+            read_csv(path)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before
+    assert grown < size // 4  # stopped long before the file was in memory
+
+
 # --- Case 17 (b): a CSV's default report folder is never a named dataset's
 
 
