@@ -26,8 +26,8 @@ REPLICATE_BYTES = 2**14
 """A study replicate's bookkeeping while the study runs: its Dask task on the scheduler and its
 future on the client (a few KB each), with room to spare."""
 WORKER_BYTES = 2**29
-"""A Dask worker process of the study: Python, NumPy, PyMC and nutpie imported (about 400 MB
-measured), its replicate's arrays apart."""
+"""A Dask worker process of the study, its replicate's arrays apart: Python, NumPy, PyMC and
+nutpie imported (the command's own process, with them, measured about 400 MB)."""
 EM_ARRAYS = 4
 """(n, K) float64 arrays EM holds at once: log densities, responsibilities and their copies."""
 SAMPLE_STATS = 32

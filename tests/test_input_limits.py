@@ -189,7 +189,7 @@ def test_a_file_beyond_the_cap_is_refused_after_reading_at_most_the_cap(tmp_path
         return real_read(fd, size)
 
     monkeypatch.setattr(datasets.os, "read", counted)
-    with pytest.raises(ValueError, match=r"big\.csv' is larger than .* GiB \(3145728 bytes\)"):
+    with pytest.raises(ValueError, match=r"big\.csv' is larger than 3 MiB \(3145728 bytes\)"):
         read_csv(path)
     # Bounded chunks, stopping at the first one past the cap (a growing file stops there too).
     assert reads == [datasets.READ_CHUNK] * 4
@@ -201,12 +201,15 @@ class _AlarmError(Exception):
     """Raised by the test's SIGALRM handler."""
 
 
-def test_an_interrupt_stops_the_read_between_chunks(tmp_path):
+def test_an_interrupt_stops_the_read_between_chunks(tmp_path, monkeypatch):
     # Before: the whole file was read by one call, and a signal handler ran only once it was
     # all in memory. A sparse file of 1 GiB of zeros takes no disk and a while to read.
     import resource
 
+    import analysis.datasets as datasets
+
     size = 2**30
+    monkeypatch.setattr(datasets, "MAX_DATA_BYTES", 2 * size, raising=False)  # read it all
     path = tmp_path / "huge.csv"
     with path.open("wb") as file:
         file.truncate(size)
