@@ -385,11 +385,10 @@ def _split_header(
         return None, rows, HeaderUse(used=bool(header), detected=header is None)
     line, first = rows[0]
     if header is None:
-        header = _looks_like_header(path, line, first)
-        use = HeaderUse(used=header, detected=True)
+        use = HeaderUse(used=_looks_like_header(path, line, first), detected=True)
     else:
         use = HeaderUse(used=header, detected=False)
-    if not header:
+    if not use.used:
         return None, rows, use
     return [field.strip() for field in first], rows[1:], use
 
