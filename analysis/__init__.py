@@ -4,6 +4,7 @@ In the order data flows through them:
 - `datasets` — the named datasets and a user's CSV;
 - `settings` — the run's settings and the report's constants (one home each);
 - `checks` — the checks made on the data before any work;
+- `limits` — the memory a run may plan for, and the counts (draws, replicates, ...) that fit;
 - `em_fits` — both EM runs, their responsibilities and labels, in one component order;
 - `em_uncertainty` — the reference EM run's standard errors, Wald and bootstrap intervals;
 - `vb_fits` — VB from the reference EM run, its saved form and the summaries of its draws;
@@ -20,6 +21,7 @@ In the order data flows through them:
   its resumable store of one file per replicate, and its report;
 - `files` — safe writing (temporary path renamed into place, manifests);
 - `interrupts` — SIGINT/SIGTERM handling for the command;
+- `console` — the script's entry point: interrupts answered while the command is imported;
 - `cli` — the `gmm-compare` command (also `python -m analysis`);
 - `render_check` — a manual check that a report renders in a browser.
 """

@@ -1,5 +1,5 @@
 """`python -m analysis`: the `gmm-compare` command."""
 
-from analysis.cli import console
+from analysis.console import console
 
 console()

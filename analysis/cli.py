@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import gc
 import logging
 import os
 import signal
@@ -26,11 +25,20 @@ import sys
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from analysis import pipeline
 from analysis.checks import check_components
-from analysis.datasets import DATASETS, LABEL_COLUMN, Dataset, load_dataset, read_csv, to_csv
+from analysis.console import NOTHING_WRITTEN, PROG, interrupted_line
+from analysis.datasets import (
+    DATASETS,
+    LABEL_COLUMN,
+    Dataset,
+    folded_name,
+    load_dataset,
+    read_csv,
+    to_csv,
+)
 from analysis.em_fits import N_INIT, EMFits
 from analysis.em_uncertainty import EMUncertainty
 from analysis.files import (
@@ -49,6 +57,15 @@ from analysis.interrupts import (
     interrupts_unwind,
     stop_children,
 )
+from analysis.limits import (
+    FLOAT_BYTES,
+    REPLICATE_BYTES,
+    WORKER_BYTES,
+    RunSize,
+    check_run_memory,
+    describe_budget,
+    most_units,
+)
 from analysis.render import headline
 from analysis.saved import copy_results, em_document, load_results, save_results
 from analysis.settings import (
@@ -61,7 +78,9 @@ from analysis.settings import (
     RunSettings,
 )
 
-PROG = "gmm-compare"
+if TYPE_CHECKING:
+    from analysis.simulation import StudySettings  # imported when simulating only
+
 DEFAULT_DATASET = "seed7907"
 REPORTS = Path("reports")
 SUBCOMMANDS = ("data", "em", "sample", "report", "compare", "select", "simulate")
@@ -86,12 +105,29 @@ class Parser(argparse.ArgumentParser):
 # Arguments
 
 
-def _positive(text: str) -> int:
-    """An argparse type: an integer >= 1 (argparse puts the option's name before the message)."""
-    value = _integer(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+def _bounded(least: int, unit_bytes: int = FLOAT_BYTES) -> Callable[[str], int]:
+    """An argparse type: an integer from `least` to what the machine holds (`most_units`).
+
+    argparse puts the option's name before the message.
+    """
+
+    def count(text: str) -> int:
+        value = _integer(text)
+        if value < least:
+            wanted = "0 or more" if least == 0 else f"at least {least}"
+            raise argparse.ArgumentTypeError(f"must be {wanted}, got {value}")
+        if value > (limit := most_units(unit_bytes)):
+            raise argparse.ArgumentTypeError(
+                f"must be at most {limit}, got {value}: each costs at least {unit_bytes} bytes "
+                f"and {describe_budget()}"
+            )
+        return value
+
+    return count
+
+
+_positive = _bounded(1)
+_count = _bounded(0)
 
 
 def _integer(text: str) -> int:
@@ -100,14 +136,6 @@ def _integer(text: str) -> int:
         return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
-
-
-def _count(text: str) -> int:
-    """An argparse type: an integer >= 0."""
-    value = _integer(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
 
 
 def _seed(text: str) -> int:
@@ -187,6 +215,13 @@ def _add_data_options(parser: argparse.ArgumentParser, components: bool = True) 
         help="your own data instead: a CSV of numeric columns, one point per row, optional "
         "header; a header column named 'label' holds known component labels",
     )
+    parser.add_argument(
+        "--header",
+        action=argparse.BooleanOptionalAction,
+        help="with --data: the first line is a header (--header; needed for numeric names such "
+        "as 2019,2020) or data (--no-header); default: a line of names only is the header, one "
+        "of numbers only is data, a mixed one is refused",
+    )
     if components:
         parser.add_argument(
             "--components",
@@ -263,7 +298,10 @@ def _add_output_options(parser: argparse.ArgumentParser, out_help: str) -> None:
     )
 
 
-FOLDER_HELP = "report folder (default reports/NAME, NAME being the dataset or the CSV's name)"
+FOLDER_HELP = (
+    "report folder (default reports/NAME, NAME being the dataset or the CSV's name, with -csv "
+    "added when the CSV's name reads as a dataset's, e.g. reports/Seed_42-csv)"
+)
 
 
 def build_parser() -> Parser:
@@ -347,7 +385,11 @@ def _add_simulate_parser(sub: Any) -> None:
     )
     command = sub.add_parser("simulate", help=text, description=text)
     command.add_argument(
-        "--replicates", "-r", type=_positive, default=100, help="replicates R (default 100)"
+        "--replicates",
+        "-r",
+        type=_bounded(1, REPLICATE_BYTES),
+        default=100,
+        help="replicates R (default 100)",
     )
     command.add_argument(
         "--points", "-n", type=_positive, default=500, help="points per replicate (default 500)"
@@ -380,11 +422,11 @@ def _add_simulate_parser(sub: Any) -> None:
     )
     command.add_argument(
         "--workers",
-        type=_positive,
+        type=_bounded(1, WORKER_BYTES),
         help="worker processes of the local cluster (default: one per core)",
     )
     _add_output_options(command, f"study folder (default {SIMULATE_FOLDER})")
-    command.set_defaults(handler=command_simulate, dataset=None, data=None)
+    command.set_defaults(handler=command_simulate, dataset=None, data=None, header=None)
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -394,6 +436,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     args = build_parser().parse_args(argv)
     if args.dataset is not None and args.data is not None:
         raise UsageError("give a dataset name or --data FILE.csv, not both")
+    if args.header is not None and args.data is None:
+        option = "--header" if args.header else "--no-header"
+        raise UsageError(f"{option} says how to read --data FILE.csv; give it only with --data")
     return args
 
 
@@ -401,23 +446,34 @@ def parse(argv: list[str]) -> argparse.Namespace:
 # Shared steps
 
 
-def dataset_name(args: argparse.Namespace) -> str:
-    """The name the run is known by (for the default output folder), without loading data."""
-    return args.data.stem if args.data is not None else (args.dataset or DEFAULT_DATASET)
+def report_name(args: argparse.Namespace) -> str:
+    """The default report folder's name, without loading data.
+
+    A named dataset's canonical name ('seed-7907' -> 'seed7907'); a CSV's stem verbatim, with
+    '-csv' added when it folds to a name beginning with a named dataset's (Seed_42.csv ->
+    'Seed_42-csv'), so that a CSV's report never lands in, or replaces, a named dataset's.
+    """
+    if args.data is None:
+        name = args.dataset or DEFAULT_DATASET
+        key = folded_name(name)
+        return key if key in DATASETS else name  # an unknown name is refused when loaded
+    stem = args.data.stem
+    folded = folded_name(stem)
+    return f"{stem}-csv" if any(folded.startswith(key) for key in DATASETS) else stem
 
 
 def load(args: argparse.Namespace) -> Dataset:
     """The dataset the arguments name."""
     if args.data is not None:
-        return read_csv(args.data)
+        return read_csv(args.data, header=args.header)
     return load_dataset(args.dataset or DEFAULT_DATASET)
 
 
 def settings_for(args: argparse.Namespace, dataset: Dataset) -> RunSettings:
-    """The run's settings, K checked against the data."""
+    """The run's settings, K checked against the data and the run's memory against the machine."""
     k = args.components if args.components is not None else dataset.default_components
-    check_components(dataset, k, getattr(args, "methods", ()))
-    return RunSettings(
+    check_components_option(dataset, k, "--components", getattr(args, "methods", ()))
+    settings = RunSettings(
         n_components=k,
         random_seed=args.seed,
         draws=getattr(args, "draws", 0),
@@ -426,17 +482,45 @@ def settings_for(args: argparse.Namespace, dataset: Dataset) -> RunSettings:
         bootstrap=getattr(args, "bootstrap", 0),
         methods=getattr(args, "methods", ("em",)),
     )
+    size = RunSize(
+        dataset.n_points,
+        dataset.n_features,
+        k,
+        draws=settings.draws,
+        chains=settings.chains,
+        bootstrap=settings.bootstrap,
+        nuts=settings.runs("nuts"),
+        twin=settings.runs("nuts") and settings.runs("vb"),
+    )
+    check_run_memory(size, RUN_OPTIONS)
+    return settings
+
+
+def check_components_option(
+    dataset: Dataset, k: int, option: str, methods: tuple[str, ...] = ()
+) -> None:
+    """ValueError naming the option when K exceeds the points; then `check_components`."""
+    if k > dataset.n_points:
+        raise ValueError(
+            f"{option} {k} is more than the data can hold: at most {dataset.n_points} "
+            f"({dataset.name} has {dataset.n_points} points, fewer than the {k} components "
+            "asked for)"
+        )
+    check_components(dataset, k, methods)
+
+
+RUN_OPTIONS = {
+    "draws": "--draws",
+    "chains": "--chains",
+    "bootstrap": "--bootstrap",
+    "n_components": "--components",
+}
+"""The options a run's memory depends on, in the order `check_run_memory` names them."""
 
 
 def output_folder(args: argparse.Namespace) -> Path:
-    """--out, or reports/NAME."""
-    return args.out if args.out is not None else REPORTS / load_dataset_key(dataset_name(args))
-
-
-def load_dataset_key(name: str) -> str:
-    """A named dataset's canonical name ('seed-7907' -> 'seed7907'); a CSV stem unchanged."""
-    key = name.lower().replace("-", "").replace("_", "")
-    return key if key in DATASETS else name
+    """--out, or reports/NAME (`report_name`)."""
+    return args.out if args.out is not None else REPORTS / report_name(args)
 
 
 def say(args: argparse.Namespace, *lines: str) -> None:
@@ -691,9 +775,18 @@ def command_select(args: argparse.Namespace) -> int:
 
     dataset = load(args)
     ks = args.components or range(1, args.max_components + 1)
-    check_components(dataset, ks[-1])
-    name = load_dataset_key(dataset_name(args))
-    target = args.out if args.out is not None else REPORTS / f"{name}-select"
+    k_option = "--components" if args.components else "--max-components"
+    check_components_option(dataset, ks[-1], k_option)
+    size = RunSize(
+        dataset.n_points,
+        dataset.n_features,
+        ks[-1],
+        draws=args.draws,
+        chains=args.chains,
+        nuts="nuts" in args.methods,
+    )
+    check_run_memory(size, {**RUN_OPTIONS, "n_components": k_option})
+    target = args.out if args.out is not None else REPORTS / f"{report_name(args)}-select"
     silence_libraries()  # one progress line per K is ours; PyMC's would repeat per K
     verbose = not (args.quiet or args.json)
 
@@ -745,6 +838,7 @@ def command_simulate(args: argparse.Namespace) -> int:
         chains=args.chains,
         bootstrap=args.bootstrap,
     )
+    check_study_memory(settings, args)
     target = args.out if args.out is not None else SIMULATE_FOLDER
     quiet_libraries(args)
     try:
@@ -773,6 +867,36 @@ def command_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def check_study_memory(settings: StudySettings, args: argparse.Namespace) -> None:
+    """ValueError naming the option to lower when the study cannot fit in this machine's memory.
+
+    A local cluster's workers each hold one replicate's run; a remote scheduler's workers are
+    another machine's, so only one run (and the replicates' bookkeeping) is counted here.
+    """
+    from analysis.simulation import default_workers
+
+    workers = 0 if args.scheduler is not None else (args.workers or default_workers())
+    truth = settings.true_parameters
+    size = RunSize(
+        settings.n_points,
+        truth.n_features,
+        truth.n_components,
+        draws=settings.draws,
+        chains=settings.chains,
+        bootstrap=settings.bootstrap,
+        nuts="nuts" in settings.methods,
+        workers=workers,
+        replicates=settings.replicates,
+    )
+    options = {"n_points": "--points"} | {
+        field: option for field, option in RUN_OPTIONS.items() if field != "n_components"
+    }  # the study's K is its truth's
+    options["replicates"] = "--replicates"
+    if args.workers:
+        options["workers"] = "--workers"
+    check_run_memory(size, options)
+
+
 HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
     "select": command_select,
     "data": command_data,
@@ -798,10 +922,10 @@ def _show_warning(
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command; bad input is one line on stderr and exit status 2."""
-    argv = sys.argv[1:] if argv is None else list(argv)
-    RECEIVED.clear()
-    PUBLISHED.clear()
     try:
+        argv = sys.argv[1:] if argv is None else list(argv)
+        RECEIVED.clear()
+        PUBLISHED.clear()
         with interrupts_unwind(), warnings.catch_warnings():
             warnings.showwarning = _show_warning
             # Said once per compile folder when PyTensor first looks for a BLAS for its C
@@ -818,10 +942,10 @@ def main(argv: list[str] | None = None) -> int:
             return failed(stop)
         stop_children()
         signum = RECEIVED[0] if RECEIVED else getattr(stop, "signum", signal.SIGINT)
-        detail = getattr(stop, "detail", "nothing was written, earlier outputs are unchanged")
+        detail = getattr(stop, "detail", NOTHING_WRITTEN)
         if PUBLISHED:  # the interrupt came after the new output was put in place
             detail = f"the new output was complete and is in place in {PUBLISHED[-1]}/"
-        print(f"{PROG}: interrupted ({signal.Signals(signum).name}); {detail}", file=sys.stderr)
+        print(interrupted_line(signum, detail), file=sys.stderr)
         return 128 + int(signum)
 
 
@@ -837,16 +961,7 @@ def failed(error: BaseException) -> int:
     return 2
 
 
-def console() -> NoReturn:
-    """The `gmm-compare` script: `main`, then exit without a last sweep of the heap.
-
-    Python's shutdown collects garbage through every object the run made (imports included),
-    about a second here; frozen objects are skipped (`gc.freeze`), and all go with the process.
-    """
-    code = main()
-    gc.freeze()
-    sys.exit(code)
-
-
 if __name__ == "__main__":
+    from analysis.console import console
+
     console()

@@ -450,6 +450,7 @@ def compare(results: Results) -> dict[str, Any]:
             "n_points": dataset.n_points,
             "n_features": dataset.n_features,
             "names": dataset.dim_coords,
+            "header": None if dataset.header is None else dataset.header.as_dict(),
             "labels_known": dataset.labels is not None,
         },
         "settings": results.settings.as_dict()

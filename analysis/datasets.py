@@ -12,17 +12,22 @@ Named datasets:
 A CSV holds numeric columns, one point per row, with an optional header; a header column
 named `label` (any case) holds true component labels and is not a coordinate. The header's other
 names become the `dim` coordinate of everything downstream (tables, figures, posterior.nc); without
-a header, and for the named datasets, the coordinates are 0..D-1.
+a header, and for the named datasets, the coordinates are 0..D-1. A first line of numbers only is
+data, one of names only is the header, a mixed one is refused; the caller may decide instead
+(`read_csv(path, header=True)` for numeric names such as years), and the dataset says which was
+used (`Dataset.header`).
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import os
+import stat
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -30,6 +35,27 @@ from em_reference import MixtureParameters, seed7907
 from em_reference.variational import SEED1000_PRIORS
 
 LABEL_COLUMN = "label"
+
+
+class HeaderUse(NamedTuple):
+    """How a CSV's first line was read: as the header or as data, and whether detected or asked."""
+
+    used: bool
+    detected: bool
+
+    def describe(self) -> str:
+        """The reading in words, for the dataset's description (and so the report's heading)."""
+        if self.detected:
+            return (
+                "first line read as the header (every field a name)"
+                if self.used
+                else "no header (every field of the first line a number)"
+            )
+        return "first line read as the header, as asked" if self.used else "no header, as asked"
+
+    def as_dict(self) -> dict[str, bool]:
+        """Plain values for em.json and comparison.json's dataset block."""
+        return {"used": self.used, "detected": self.detected}
 
 
 @dataclass(frozen=True)
@@ -51,6 +77,8 @@ class Dataset:
     names: tuple[str, ...] | None = None
     vb_priors: Mapping[str, Any] | None = None
     """The source's own VB priors (scikit-learn's names), used instead of the defaults."""
+    header: HeaderUse | None = None
+    """How a CSV's first line was read (None for a named dataset)."""
 
     def __post_init__(self) -> None:
         """ValueError unless names, when given, are D valid and distinct names."""
@@ -170,9 +198,14 @@ DATASETS: dict[str, Callable[[], Dataset]] = {
 }
 
 
+def folded_name(name: str) -> str:
+    """A dataset's name as names are compared: lower case, without '-' and '_'."""
+    return name.lower().replace("-", "").replace("_", "")
+
+
 def load_dataset(name: str) -> Dataset:
-    """The named dataset; 'seed-7907' and 'seed7907' are the same name."""
-    key = name.lower().replace("-", "").replace("_", "")
+    """The named dataset; 'seed-7907', 'Seed_7907' and 'seed7907' are the same name."""
+    key = folded_name(name)
     if key not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}: choose one of {', '.join(DATASETS)}")
     return DATASETS[key]()
@@ -182,42 +215,112 @@ def load_dataset(name: str) -> Dataset:
 # CSV
 
 
-def read_csv(path: str | Path) -> Dataset:
-    """Read a CSV of numeric columns (optional header; a `label` column holds true labels)."""
+MAX_DATA_BYTES = 2**28
+"""The largest CSV read, 256 MiB: parsing holds every field as a Python string in lists, about
+11 times the text at its peak (measured on a 3-column file of random floats), so about 3 GB at
+the cap, which a machine with 8 GB of memory still holds beside the run."""
+READ_CHUNK = 2**20
+"""Bytes read at a time: an interrupt is handled between chunks, and the cap checked."""
+
+
+def read_csv(path: str | Path, header: bool | None = None) -> Dataset:
+    """Read a CSV of numeric columns (optional header; a `label` column holds true labels).
+
+    `header` None reads a first line of names only as the header and one of numbers only as
+    data (a mixed line is a ValueError naming the field); True or False decides instead.
+    """
+    if header is not None and not isinstance(header, bool):
+        raise TypeError(f"header must be None, True or False, got {header!r}")
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise ValueError(f"data file {str(path)!r} does not exist") from None
-    except IsADirectoryError:
-        raise ValueError(f"data file {str(path)!r} is a folder, not a CSV file") from None
-    except UnicodeDecodeError:
-        raise ValueError(f"data file {str(path)!r} is not a text CSV file") from None
+    text = _read_text(path)
     rows = [
         (number, row)
         for number, row in enumerate(csv.reader(io.StringIO(text)), start=1)
         if row and not (len(row) == 1 and not row[0].strip())
     ]
-    header, rows = _split_header(rows)
+    names_row, rows, use = _split_header(path, rows, header)
     if not rows:
         raise ValueError(f"data file {str(path)!r} has no data rows")
-    values = _parse_rows(path, rows, header)
-    label_index = _label_index(path, header)
+    values = _parse_rows(path, rows, names_row)
+    label_index = _label_index(path, names_row)
     X = np.delete(values, label_index, axis=1) if label_index is not None else values
     if X.shape[1] < 1:
         raise ValueError(f"data file {str(path)!r} has no coordinate columns")
     labels = None if label_index is None else _as_labels(path, values[:, label_index])
     names = None
-    if header is not None:
-        names = tuple(name for i, name in enumerate(header) if i != label_index)
-        _check_header(path, header, label_index)
+    if names_row is not None:
+        names = tuple(name for i, name in enumerate(names_row) if i != label_index)
+        _check_header(path, names_row, label_index)
     return Dataset(
         name=path.stem,
         X=X,
         labels=labels,
-        description=f"{X.shape[0]} points in {X.shape[1]} dimensions from {path.name}",
+        description=f"{X.shape[0]} points in {X.shape[1]} dimensions from {path.name}; "
+        f"{use.describe()}",
         names=names,
+        header=use,
     )
+
+
+def _read_text(path: Path) -> str:
+    """A regular file's text, read in chunks up to MAX_DATA_BYTES; ValueError naming the path.
+
+    Anything else (a FIFO, a device such as /dev/zero, a socket, a folder) is refused before a
+    byte is read: it may never end. Opened non-blocking, so a FIFO without a writer is refused
+    at once instead of waiting.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise ValueError(f"data file {str(path)!r} does not exist") from None
+    except OSError as error:  # a socket cannot be opened (ENXIO); permissions, ...
+        raise ValueError(f"data file {str(path)!r} cannot be read: {error.strerror}") from None
+    try:
+        kind = _file_kind(os.fstat(fd).st_mode)
+        if kind:
+            raise ValueError(
+                f"data file {str(path)!r} is {kind}, not a regular file: give a CSV file"
+            )
+        data = _read_capped(path, fd)
+    finally:
+        os.close(fd)
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise ValueError(f"data file {str(path)!r} is not a text CSV file") from None
+
+
+def _file_kind(mode: int) -> str:
+    """What a file that is not a regular file is, in words ('' for a regular file)."""
+    if stat.S_ISREG(mode):
+        return ""
+    kinds = (
+        (stat.S_ISDIR, "a folder"),
+        (stat.S_ISFIFO, "a FIFO (named pipe)"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    )
+    return next((text for test, text in kinds if test(mode)), "a special file")
+
+
+def _read_capped(path: Path, fd: int) -> bytes:
+    """The file's bytes, read READ_CHUNK at a time; ValueError beyond MAX_DATA_BYTES.
+
+    The cap counts the bytes read, not the size at the start, so a file that keeps growing
+    stops there too.
+    """
+    chunks: list[bytes] = []
+    total = 0
+    while chunk := os.read(fd, READ_CHUNK):
+        total += len(chunk)
+        if total > MAX_DATA_BYTES:
+            raise ValueError(
+                f"data file {str(path)!r} is larger than {MAX_DATA_BYTES / 2**20:g} MiB "
+                f"({MAX_DATA_BYTES} bytes), the most gmm-compare reads: fit a sample of its rows"
+            )
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 FORBIDDEN_IN_NAMES = ",[]"
@@ -274,14 +377,35 @@ def _check_header(path: Path, header: list[str], label_index: int | None) -> Non
         seen[name] = j
 
 
-def _split_header(rows: list[tuple[int, list[str]]]) -> tuple[list[str] | None, list]:
-    """The header's names (or None when the first row is numeric) and the remaining rows."""
+def _split_header(
+    path: Path, rows: list[tuple[int, list[str]]], header: bool | None
+) -> tuple[list[str] | None, list, HeaderUse]:
+    """The header's names (None without one), the data rows and how the first line was read."""
     if not rows:
-        return None, rows
-    first = rows[0][1]
-    if all(_is_number(field) for field in first):
-        return None, rows
-    return [field.strip() for field in first], rows[1:]
+        return None, rows, HeaderUse(used=bool(header), detected=header is None)
+    line, first = rows[0]
+    if header is None:
+        use = HeaderUse(used=_looks_like_header(path, line, first), detected=True)
+    else:
+        use = HeaderUse(used=header, detected=False)
+    if not use.used:
+        return None, rows, use
+    return [field.strip() for field in first], rows[1:], use
+
+
+def _looks_like_header(path: Path, line: int, fields: list[str]) -> bool:
+    """True for a line of names only, False for numbers only; ValueError naming a mixed field."""
+    numeric = [_is_number(field) for field in fields]
+    if all(numeric) or not any(numeric):
+        return not any(numeric)
+    name = numeric.index(False)
+    number = numeric.index(True)
+    raise ValueError(
+        f"data file {str(path)!r}: line {line} mixes numbers and names: column {name + 1}, "
+        f"{fields[name].strip()!r}, is not a number but column {number + 1}, "
+        f"{fields[number].strip()!r}, is; say whether it is a header (--header, or "
+        "header=True in Python) or data (--no-header, header=False)"
+    )
 
 
 def _is_number(field: str) -> bool:

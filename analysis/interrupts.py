@@ -15,7 +15,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-INTERRUPTS = (signal.SIGINT, signal.SIGTERM)
+from analysis.console import INTERRUPTS
+
 STRAGGLER_GRACE = 3.0
 """Seconds the workers have to stop by themselves after an interrupt before they are killed."""
 RECEIVED: list[int] = []

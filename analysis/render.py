@@ -50,13 +50,7 @@ def render_markdown(
             "",
         ]
     for table in tables:
-        out += [
-            f"## {table.title}",
-            "",
-            "| " + " | ".join(table.headers) + " |",
-            "|" + "---|" * len(table.headers),
-        ]
-        out += ["| " + " | ".join(row) + " |" for row in table.rows]
+        out += [f"## {table.title}", "", *markdown_table(table)]
         out += ["", *[f"{note}" for note in table.notes], ""] if table.notes else [""]
     out += ["## Figures", ""]
     for figure in figures.values():
@@ -77,6 +71,15 @@ td.bad { color: #b00; font-weight: bold; white-space: normal; }
 figure { margin: 1.5em 0; } figure img { max-width: 100%; border: 1px solid #ddd; }
 figcaption { color: #444; font-size: 0.9em; }
 """
+
+
+def markdown_table(table: Table) -> list[str]:
+    """One table's Markdown lines: header, rule, rows; a `|` in a cell (a column's name) escaped."""
+
+    def line(cells: list[str]) -> str:
+        return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
+
+    return [line(table.headers), "|" + "---|" * len(table.headers), *map(line, table.rows)]
 
 
 def html_table(table: Table) -> str:

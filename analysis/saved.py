@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from analysis.datasets import Dataset, read_csv, to_csv
+from analysis.datasets import Dataset, HeaderUse, read_csv, to_csv
 from analysis.em_fits import EMFits
 from analysis.em_uncertainty import EMUncertainty
 from analysis.files import dumps
@@ -72,6 +72,7 @@ def em_document(
             "name": dataset.name,
             "description": dataset.description,
             "names": None if dataset.names is None else list(dataset.names),
+            "header": None if dataset.header is None else dataset.header.as_dict(),
             "true": _parameters_or_none(dataset.true),
             "initial": _parameters_or_none(dataset.initial),
             "published": _parameters_or_none(dataset.published),
@@ -133,7 +134,7 @@ def load_results(folder: Path) -> Results:
     missing = [name for name in (EM_FILE, DATA_FILE) if not (folder / name).is_file()]
     if missing:
         raise _no_results(folder, missing)
-    em = _read_em_file(folder, read_csv(folder / DATA_FILE))
+    em = _read_em_file(folder, read_csv(folder / DATA_FILE, header=True))  # to_csv writes one
     dataset, settings = em.dataset, em.settings
     missing = [name for name in saved_files(settings) if not (folder / name).is_file()]
     if missing:
@@ -338,7 +339,8 @@ def _plain_coord(value: Any) -> str | int:
 def _dataset_from(values: dict[str, Any], data: Dataset) -> Dataset:
     """The saved data with the name, coordinate names and known parameters recorded in em.json.
 
-    An em.json from before names were kept has none: its coordinates were 0..D-1.
+    An em.json from before names were kept has none: its coordinates were 0..D-1; one from
+    before the header was recorded has no "header" (None).
     """
 
     def params(key: str) -> MixtureParameters | None:
@@ -354,4 +356,5 @@ def _dataset_from(values: dict[str, Any], data: Dataset) -> Dataset:
         published=params("published"),
         published_accuracy=values["published_accuracy"],
         names=values.get("names"),
+        header=None if values.get("header") is None else HeaderUse(**values["header"]),
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
-from analysis.render import STYLE, embedded_png, html_table
+from analysis.render import STYLE, embedded_png, html_table, markdown_table
 from analysis.selection import SelectionResult, plot_selection
 from analysis.tables import DASH, Table, format_number
 
@@ -90,9 +90,7 @@ def write_selection_report(result: SelectionResult, folder: Path, name: str) -> 
     title = f"Choosing K on {name}"
     choices = choice_lines(result)
     markdown = [f"# {title}", "", *[f"- {line}" for line in choices], ""]
-    markdown += [f"## {table.title}", "", "| " + " | ".join(table.headers) + " |"]
-    markdown += ["|" + "---|" * len(table.headers)]
-    markdown += ["| " + " | ".join(row) + " |" for row in table.rows]
+    markdown += [f"## {table.title}", "", *markdown_table(table)]
     markdown += ["", *table.notes, "", "![every criterion against K](criteria.png)", ""]
     (folder / "summary.md").write_text("\n".join(markdown), encoding="utf-8")
     items = "".join(f"<li>{html.escape(line)}</li>" for line in choices)

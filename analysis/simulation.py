@@ -35,6 +35,7 @@ import numpy as np
 from analysis.comparison import entries, label
 from analysis.em_fits import N_INIT
 from analysis.interrupts import INTERRUPTS
+from analysis.limits import REPLICATE_BYTES, describe_budget, most_units
 from analysis.settings import INTERVAL_PROB
 from em_reference import GaussianMixtureEM, MixtureParameters, sample_mixture, seed7907
 from em_reference.bootstrap import assignment, matching_costs
@@ -85,6 +86,12 @@ class StudySettings:
             _check_count(name, getattr(self, name), 1)
         for name in ("tune", "bootstrap"):
             _check_count(name, getattr(self, name), 0)
+        # Checked before `run_study` lists the missing replicates: a list of 10^20 never ends.
+        if self.replicates > (most := most_units(REPLICATE_BYTES)):
+            raise ValueError(
+                f"replicates must be at most {most}, got {self.replicates}: each costs at least "
+                f"{REPLICATE_BYTES} bytes while the study runs and {describe_budget()}"
+            )
         if self.truth not in TRUTHS:
             raise ValueError(f"truth must be one of {sorted(TRUTHS)}, got {self.truth!r}")
         methods = tuple(self.methods)

@@ -14,23 +14,10 @@ import xarray as xr
 
 from em_reference.likelihood import log_sum_exp_rows, log_weighted_densities, precisions_cholesky
 from models.mixture import OBSERVED
+from models.stored import PREDICTIVE_DRAWS, STORED_DTYPE
 
 BLOCK_VALUES = 2**21
 """Most (draw, component, point) values held at once: a block of draws is 16 MB of float64."""
-
-PREDICTIVE_DRAWS = 100
-"""Posterior predictive data sets kept per chain, at evenly spaced draws.
-
-The report's predictive check overlays 50 of them on the data; one per draw (4 x 1000 on
-seed-7907) made up two thirds of `posterior.nc`.
-"""
-
-STORED_DTYPE = np.float32
-"""Stored precision of the pointwise log-likelihood and the predictive draws.
-
-Seven significant digits: a log-likelihood term is off by at most ~1e-6, far below LOO's
-Monte Carlo error, and the draws are data sets drawn for a figure.
-"""
 
 
 def component_arrays(posterior: xr.Dataset) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

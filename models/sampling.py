@@ -88,8 +88,8 @@ def sample_posterior(
 
     Groups: posterior (weights, means, covariances and the free variables, in the reference's
     component order), sample_stats, observed_data, log_likelihood (pointwise, every draw, for
-    LOO) and posterior_predictive (`models.predictions.PREDICTIVE_DRAWS` evenly spaced draws per
-    chain), the last two in float32 (`models.predictions.STORED_DTYPE`). `reference` (a fitted
+    LOO) and posterior_predictive (`models.stored.PREDICTIVE_DRAWS` evenly spaced draws per
+    chain), the last two in float32 (`models.stored.STORED_DTYPE`). `reference` (a fitted
     GaussianMixtureEM, MixtureParameters or mapping) fixes the labelling; without one, EM is
     fitted with k-means++ restarts seeded by random_seed.
     Every chain starts near the reference, at a draw from the Laplace approximation there (see
