@@ -81,14 +81,17 @@ def arviz_summary(idata: Any) -> Any:
     """
     import arviz_stats as azs  # imported here: it takes seconds, and only this needs it
 
-    summary = azs.summary(
-        idata,
-        var_names=list(PARAMETERS),
-        ci_prob=INTERVAL_PROB,
-        ci_kind="eti",
-        fmt="xarray",
-        round_to="none",
-    )
+    # A parameter constant in every draw (K = 1's weight) has an R-hat and MC errors of 0 / 0:
+    # NaN, which the rows show as null and the warnings name, so NumPy's own warning is noise.
+    with np.errstate(divide="ignore", invalid="ignore"):
+        summary = azs.summary(
+            idata,
+            var_names=list(PARAMETERS),
+            ci_prob=INTERVAL_PROB,
+            ci_kind="eti",
+            fmt="xarray",
+            round_to="none",
+        )
     for name in PARAMETERS:
         if not np.all(np.isfinite(summary[name].sel(summary="mean"))):
             raise ValueError(f"the posterior draws of {name} contain NaN or infinite values")
@@ -219,20 +222,53 @@ def parameter_rows(
         post = _entry(post_summary, name, index)
         em = {run: _value(result.parameters, name, index) for run, result in fits.runs.items()}
         true = _value(known["true"], name, index)
-        rows.append(
-            {
-                "parameter": label(name, index, dataset.dim_coords),
-                "group": name,
-                "index": list(index),
-                "true": true,
-                "published": _value(known["published"], name, index),
-                "em": em,
-                **posterior_columns(post, em[fits.reference], true),
-                **uncertainty_columns(uncertainty, name, index, post.get("sd", 0.0)),
-                **vb_columns(_entry(vb_summary, name, index), _entry(gw_summary, name, index)),
-            }
-        )
+        row = {
+            "parameter": label(name, index, dataset.dim_coords),
+            "group": name,
+            "index": list(index),
+            "fixed": is_fixed(name, k),
+            "true": true,
+            "published": _value(known["published"], name, index),
+            "em": em,
+            **posterior_columns(post, em[fits.reference], true),
+            **uncertainty_columns(uncertainty, name, index, post.get("sd", 0.0)),
+            **vb_columns(_entry(vb_summary, name, index), _entry(gw_summary, name, index)),
+        }
+        rows.append(row | dict.fromkeys(SPREAD_COLUMNS) if row["fixed"] else row)
     return rows
+
+
+def is_fixed(name: str, n_components: int) -> bool:
+    """True for the weight of a single component: 1 by definition, so it has no spread."""
+    return name == "weights" and n_components == 1
+
+
+SPREAD_COLUMNS = (
+    "posterior_sd",
+    "interval_low",
+    "interval_high",
+    "em_inside",
+    "true_inside",
+    "r_hat",
+    "ess_bulk",
+    "ess_tail",
+    "em_se",
+    "em_wald_low",
+    "em_wald_high",
+    "em_bootstrap_se",
+    "em_bootstrap_low",
+    "em_bootstrap_high",
+    "se_ratio",
+    "vb_sd",
+    "vb_low",
+    "vb_high",
+    "gauss_wishart_sd",
+    "gauss_wishart_mcse_sd",
+    "vb_sd_ratio",
+    "vb_sd_ratio_mcse",
+)
+"""A row's SDs, intervals and what is computed from them: None (null) for a fixed parameter,
+whose SD is 0 and whose interval is the point itself (or float noise around it)."""
 
 
 # ---------------------------------------------------------------------------------------------

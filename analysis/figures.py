@@ -31,6 +31,7 @@ from analysis.forked import beside, can_fork
 from analysis.pipeline import Results
 from analysis.render import FigureFile
 from analysis.settings import UNCERTAIN_BELOW, interval_percent
+from analysis.tables import shown_name
 from analysis.vb_fits import VBFit
 
 DPI = 110
@@ -353,17 +354,26 @@ def plot_forest(comparison: dict[str, Any], out: Path) -> Path:
     for ax, group in zip(np.atleast_1d(axes), groups, strict=True):
         _forest_group(ax, [r for r in rows if r["group"] == group], reference)
         ax.set_title(group, fontsize=10, loc="left")
-    handles, names = np.atleast_1d(axes)[0].get_legend_handles_labels()
-    fig.legend(handles, names, loc="outside lower center", ncols=4, fontsize=8)
+    # Every panel's entries, once each: K = 1's weight panel has no interval line.
+    legend = {}
+    for ax in np.atleast_1d(axes):
+        for handle, name in zip(*ax.get_legend_handles_labels(), strict=True):
+            legend.setdefault(name, handle)
+    fig.legend(legend.values(), legend.keys(), loc="outside lower center", ncols=4, fontsize=8)
     return _save(fig, out / "forest.png")
 
 
 def _forest_group(ax: Axes, rows: list[dict[str, Any]], reference: str) -> None:
     """One panel of the forest plot: one row per parameter, top to bottom, EM's Wald under it."""
     y = -np.arange(len(rows), dtype=float)
-    low = [r["interval_low"] for r in rows]
-    high = [r["interval_high"] for r in rows]
-    ax.hlines(y, low, high, color="tab:blue", lw=2.5, label=f"{interval_percent()} interval")
+    spread = [
+        (r["interval_low"], r["interval_high"], yi)
+        for r, yi in zip(rows, y, strict=True)
+        if r["interval_low"] is not None  # a fixed parameter (K = 1's weight) has no interval
+    ]
+    if spread:
+        low, high, at = zip(*spread, strict=True)
+        ax.hlines(at, low, high, color="tab:blue", lw=2.5, label=f"{interval_percent()} interval")
     ax.plot([r["posterior_mean"] for r in rows], y, "o", color="tab:blue", label="posterior mean")
     wald = [
         (r["em_wald_low"], r["em_wald_high"], yi - WALD_OFFSET)
@@ -377,7 +387,7 @@ def _forest_group(ax: Axes, rows: list[dict[str, Any]], reference: str) -> None:
     true = [(r["true"], yi) for r, yi in zip(rows, y, strict=True) if r["true"] is not None]
     if true:
         ax.plot(*zip(*true, strict=True), "D", mfc="none", color="black", ms=7, label="true")
-    ax.set_yticks(y, [r["parameter"] for r in rows], fontsize=8)
+    ax.set_yticks(y, [shown_name(r) for r in rows], fontsize=8)
     ax.grid(axis="x", alpha=0.3)
 
 

@@ -46,6 +46,11 @@ def format_number(value: float | None, digits: int = 3) -> str:
     return DASH if value is None else f"{value:.{digits}f}"
 
 
+def shown_name(row: dict[str, Any]) -> str:
+    """A parameter row's name as tables and figures show it, K = 1's weight marked as fixed."""
+    return row["parameter"] + (" (fixed at 1)" if row["fixed"] else "")
+
+
 def _yes(value: bool | None) -> str:
     """Yes / no / en dash."""
     return DASH if value is None else ("yes" if value else "NO")
@@ -97,7 +102,7 @@ def point_estimates_table(comparison: dict[str, Any]) -> Table:
     rows = []
     for r in comparison["parameters"]:
         row = [
-            r["parameter"],
+            shown_name(r),
             format_number(r["true"]),
             format_number(r["published"]),
             *[format_number(r["em"][run]) for run in runs],
