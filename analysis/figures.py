@@ -31,7 +31,7 @@ from analysis.forked import beside, can_fork
 from analysis.pipeline import Results
 from analysis.render import FigureFile
 from analysis.settings import UNCERTAIN_BELOW, interval_percent
-from analysis.tables import shown_name
+from analysis.tables import shown_name, trusted_ratios
 from analysis.vb_fits import VBFit
 
 DPI = 110
@@ -492,8 +492,8 @@ def plot_vb_sd_ratio(comparison: dict[str, Any], out: Path) -> Path:
 
 def vb_ratio_rows(comparison: dict[str, Any]) -> list[dict[str, Any]]:
     """The rows with a VB SD / NUTS SD: all, or the MAX_ROWS furthest from 1 (on a log scale)."""
-    known = [r for r in comparison["parameters"] if r["vb_sd_ratio"] is not None]
-    return most_telling(known, MAX_ROWS, lambda r: abs(np.log(r["vb_sd_ratio"])))
+    trusted, _ = trusted_ratios(comparison["parameters"])
+    return most_telling(trusted, MAX_ROWS, lambda r: abs(np.log(r["vb_sd_ratio"])))
 
 
 def _arviz_figure(pc: Any, title: str, path: Path) -> Path:
@@ -677,13 +677,13 @@ def _captions(
         "those where EM's estimate lies furthest from the posterior mean, in posterior SDs "
         "(named on the axis)",
     )
-    known = [r for r in parameters if r["vb_sd_ratio"] is not None]
+    trusted, left_out = trusted_ratios(parameters)
     captions["vb_sd_ratio"] += subset_note(
         len(vb_ratio_rows(comparison)),
-        len(known),
+        len(trusted),
         "ratios",
         "those furthest from 1 (named on the axis)",
-    )
+    ) + (f" {left_out}." if left_out else "")
     captions["rank"] += subset_note(
         len(ranked),
         sum(r["group"] in TRACE_VARIABLES for r in parameters),

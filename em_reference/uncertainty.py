@@ -46,9 +46,9 @@ IDENTIFIABILITY_TOL = 1e-8
 """An eigenvalue of the information scaled to unit diagonal below this is taken as zero."""
 
 _UNCONVERGED_ADVICE = "fit EM to convergence (smaller tol, larger max_iter) first"
-_LOADING_SHARE = 0.25
-"""A parameter is named in a singularity message if its eigenvector entry is this large a share
-of the largest entry."""
+LOADING_SHARE = 0.25
+"""A parameter (or a column, `analysis.collapse`) is named as part of a flat direction if its
+eigenvector entry is this large a share of the largest entry."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -380,7 +380,7 @@ def check_information(
     loaded = set()
     for vector in eigenvectors[:, bad].T:
         size = np.abs(vector)
-        loaded.update(np.flatnonzero(size >= _LOADING_SHARE * size.max()).tolist())
+        loaded.update(np.flatnonzero(size >= LOADING_SHARE * size.max()).tolist())
     involved = _describe([names[j] for j in sorted(loaded)])
     if eigenvalues.min() < -IDENTIFIABILITY_TOL:
         raise ValueError(
