@@ -527,14 +527,29 @@ def rank_rows(comparison: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def scalar_posterior(idata: Any, rows: list[dict[str, Any]]) -> xr.DataTree:
-    """A posterior of one (chain, draw) variable per row, named as the row, e.g. 'means[1, x2]'."""
-    posterior = idata.posterior
-    scalars = {}
-    for row in rows:
-        variable = posterior[row["group"]]
-        at = dict(zip(variable.dims[2:], row["index"], strict=True))
-        scalars[row["parameter"]] = variable.isel(at).reset_coords(drop=True)
-    return xr.DataTree.from_dict({"posterior": xr.Dataset(scalars)})
+    """The posterior's entries named by `rows`: per variable, one `<name> entry` dim of them.
+
+    Each entry's coordinate is its component and coordinate, e.g. "1, x2", so ArviZ titles
+    its panel "means" over "1, x2", as it does the variable's own entries.
+    """
+    variables = {}
+    for name in TRACE_VARIABLES:
+        variable = idata.posterior[name]
+        entries = [
+            dict(zip(variable.dims[2:], r["index"], strict=True))
+            for r in rows
+            if r["group"] == name
+        ]
+        if not entries:
+            continue
+        labels = [", ".join(str(variable[d].values[i]) for d, i in at.items()) for at in entries]
+        values = np.stack([variable.isel(at).values for at in entries], axis=-1)
+        variables[name] = xr.DataArray(
+            values,
+            dims=("chain", "draw", f"{name} entry"),
+            coords={"chain": variable["chain"], "draw": variable["draw"], f"{name} entry": labels},
+        )
+    return xr.DataTree.from_dict({"posterior": xr.Dataset(variables)})
 
 
 def plot_rank(idata: Any, rows: list[dict[str, Any]], out: Path) -> Path:

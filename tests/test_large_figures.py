@@ -12,7 +12,10 @@ import struct
 
 import numpy as np
 import pytest
+from matplotlib.figure import Figure
 
+from analysis import figures
+from analysis.comparison import compare
 from analysis.datasets import Dataset
 from analysis.em_fits import EMFit, EMFits
 from analysis.em_uncertainty import EMUncertainty
@@ -21,7 +24,8 @@ from analysis.pipeline import Results, results_from, run_vb
 from analysis.report import write_report
 from analysis.settings import RunSettings
 from em_reference import GaussianMixtureEM, MixtureParameters
-from tests.conftest import fake_posterior, random_mixture
+from tests.conftest import fake_posterior, random_mixture, seed7907_results
+from tests.test_own_data import keep_figures
 
 PNG_LIMIT = 2**16
 """Agg refuses an image of this many pixels or more in either direction."""
@@ -98,9 +102,6 @@ def test_long_tables_of_rows_keep_the_most_telling_80(large_report):
     rows = comparison["parameters"]
     assert len(rows) in (84, 693)
     assert f"Only 80 of the {len(rows)} parameters are drawn" in _caption(folder, "forest")
-    if comparison["vb"] is not None:
-        ratios = f"Only 80 of the {len(rows)} ratios are drawn: those furthest from 1"
-        assert ratios in _caption(folder, "vb_sd_ratio")
     assert png_size(folder / "figures" / "forest.png")[1] < 3500  # 80 rows: before, 24525 px
 
 
@@ -112,3 +113,25 @@ def test_twenty_coordinates_show_the_eight_the_pairs_plot_shows(large_report):
     pairs = _caption(folder, PAIRS)
     assert "Only 8 of the 20 coordinates are drawn: x" in pairs
     assert pairs.split("Only")[1] == _caption(folder, "ppc").split("Only")[1]
+
+
+def test_ratios_beyond_the_limit_keep_those_furthest_from_1(
+    seed_fake_posterior, seed_fake_gauss_wishart, tmp_path, monkeypatch
+):
+    """With room for 10 of seed-7907's 18 ratios, the 10 furthest from 1 are drawn and said."""
+    monkeypatch.setattr(figures, "MAX_ROWS", 10)
+    plotted: dict[str, Figure] = {}
+    keep_figures(monkeypatch, plotted)
+    settings = RunSettings(3, random_seed=0, draws=250, tune=0, chains=4, bootstrap=0)
+    results = seed7907_results(settings, seed_fake_posterior, seed_fake_gauss_wishart)
+    comparison = compare(results)
+    ratios = [r for r in comparison["parameters"] if r["vb_sd_ratio"] is not None]
+    assert len(ratios) == 18
+    furthest = sorted(ratios, key=lambda r: abs(np.log(r["vb_sd_ratio"])), reverse=True)[:10]
+    drawn = figures.draw_all(results, comparison, tmp_path)
+    assert (
+        "Only 10 of the 18 ratios are drawn: those furthest from 1" in drawn["vb_sd_ratio"].caption
+    )
+    assert "Only 10 of the 18 parameters are drawn" in drawn["forest"].caption
+    ticks = [t.get_text() for t in plotted["vb_sd_ratio"].axes[0].get_yticklabels()]
+    assert ticks == [r["parameter"] for r in ratios if r in furthest]
