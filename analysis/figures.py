@@ -42,9 +42,9 @@ WALD_OFFSET = 0.28
 """How far below a posterior interval (in rows) the forest plot draws EM's Wald interval."""
 TRACE_VARIABLES = ("weights", "means")
 MAX_ROWS = 80
-"""Most parameters the forest and VB SD / NUTS SD plots list, one row each (ten inches of rows
-at 0.32 in each: long past readable, far from the 2^16 pixels a PNG may have); beyond it the
-most telling ones are drawn, named on the axis, and the caption says which."""
+"""Most parameters the forest and VB SD / NUTS SD plots list, one row each (26 inches at 0.32
+in a row: as long as is readable, far from the 2^16 pixels a PNG may have); beyond it the most
+telling ones are drawn, named on the axis, and the caption says which."""
 MAX_RANK_PANELS = 24
 """Most rank plots in one figure (ArviZ refuses more than 40 panels); beyond it the scalars with
 the largest R-hat, those where the chains disagree most, are drawn and named."""
