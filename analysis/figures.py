@@ -699,12 +699,13 @@ def _captions(
         "ratios",
         "those furthest from 1 (named on the axis)",
     ) + (f" {left_out}." if left_out else "")
-    captions["rank"] += subset_note(
-        len(ranked),
-        sum(r["group"] in TRACE_VARIABLES for r in parameters),
-        "weights and means",
-        "those with the largest R-hat, " + ", ".join(r["parameter"] for r in ranked),
-    )
+    if results.settings.chains > 1:  # with one chain the figure says it has nothing to rank
+        captions["rank"] += subset_note(
+            len(ranked),
+            sum(r["group"] in TRACE_VARIABLES for r in parameters),
+            "weights and means",
+            "those with the largest R-hat, " + ", ".join(r["parameter"] for r in ranked),
+        )
     return captions
 
 
