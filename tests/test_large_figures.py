@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import struct
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 from matplotlib.figure import Figure
@@ -40,7 +41,8 @@ def large_results(n_components: int, n_features: int, vb: bool) -> Results:
     noise = rng.standard_normal((n, n_features))
     X = means[labels] + np.einsum("nij,nj->ni", np.linalg.cholesky(covariances)[labels], noise)
     dataset = Dataset("large", X, labels, "points from a random mixture")
-    fit = GaussianMixtureEM(n_components, init=MixtureParameters(weights, means, covariances))
+    truth = MixtureParameters(weights, means, covariances)
+    fit = GaussianMixtureEM(n_components, init=truth, max_iter=1000)
     run = EMFit.from_estimator("restarts", "the true values", fit.fit(X), X)
     fits = EMFits({"restarts": run}, "restarts")
     settings = RunSettings(n_components, random_seed=0, draws=50, tune=0, chains=2, bootstrap=0)
@@ -116,12 +118,13 @@ def test_twenty_coordinates_show_the_eight_the_pairs_plot_shows(large_report):
 
 
 def test_ratios_beyond_the_limit_keep_those_furthest_from_1(
-    seed_fake_posterior, seed_fake_gauss_wishart, tmp_path, monkeypatch
+    seed_fake_posterior, seed_fake_gauss_wishart, tmp_path, monkeypatch, request
 ):
     """With room for 10 of seed-7907's 18 ratios, the 10 furthest from 1 are drawn and said."""
     monkeypatch.setattr(figures, "MAX_ROWS", 10)
     plotted: dict[str, Figure] = {}
     keep_figures(monkeypatch, plotted)
+    request.addfinalizer(lambda: [plt.close(fig) for fig in plotted.values()])
     settings = RunSettings(3, random_seed=0, draws=250, tune=0, chains=4, bootstrap=0)
     results = seed7907_results(settings, seed_fake_posterior, seed_fake_gauss_wishart)
     comparison = compare(results)
