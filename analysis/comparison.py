@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from analysis.collapse import collapse_section
 from analysis.datasets import Dataset
 from analysis.em_fits import EMFits, confusion_matrix
 from analysis.em_uncertainty import EMUncertainty
@@ -81,14 +82,17 @@ def arviz_summary(idata: Any) -> Any:
     """
     import arviz_stats as azs  # imported here: it takes seconds, and only this needs it
 
-    summary = azs.summary(
-        idata,
-        var_names=list(PARAMETERS),
-        ci_prob=INTERVAL_PROB,
-        ci_kind="eti",
-        fmt="xarray",
-        round_to="none",
-    )
+    # A parameter constant in every draw (K = 1's weight) has an R-hat and MC errors of 0 / 0:
+    # NaN, which the rows show as null and the warnings name, so NumPy's own warning is noise.
+    with np.errstate(divide="ignore", invalid="ignore"):
+        summary = azs.summary(
+            idata,
+            var_names=list(PARAMETERS),
+            ci_prob=INTERVAL_PROB,
+            ci_kind="eti",
+            fmt="xarray",
+            round_to="none",
+        )
     for name in PARAMETERS:
         if not np.all(np.isfinite(summary[name].sel(summary="mean"))):
             raise ValueError(f"the posterior draws of {name} contain NaN or infinite values")
@@ -219,20 +223,53 @@ def parameter_rows(
         post = _entry(post_summary, name, index)
         em = {run: _value(result.parameters, name, index) for run, result in fits.runs.items()}
         true = _value(known["true"], name, index)
-        rows.append(
-            {
-                "parameter": label(name, index, dataset.dim_coords),
-                "group": name,
-                "index": list(index),
-                "true": true,
-                "published": _value(known["published"], name, index),
-                "em": em,
-                **posterior_columns(post, em[fits.reference], true),
-                **uncertainty_columns(uncertainty, name, index, post.get("sd", 0.0)),
-                **vb_columns(_entry(vb_summary, name, index), _entry(gw_summary, name, index)),
-            }
-        )
+        row = {
+            "parameter": label(name, index, dataset.dim_coords),
+            "group": name,
+            "index": list(index),
+            "fixed": is_fixed(name, k),
+            "true": true,
+            "published": _value(known["published"], name, index),
+            "em": em,
+            **posterior_columns(post, em[fits.reference], true),
+            **uncertainty_columns(uncertainty, name, index, post.get("sd", 0.0)),
+            **vb_columns(_entry(vb_summary, name, index), _entry(gw_summary, name, index)),
+        }
+        rows.append(row | dict.fromkeys(SPREAD_COLUMNS) if row["fixed"] else row)
     return rows
+
+
+def is_fixed(name: str, n_components: int) -> bool:
+    """True for the weight of a single component: 1 by definition, so it has no spread."""
+    return name == "weights" and n_components == 1
+
+
+SPREAD_COLUMNS = (
+    "posterior_sd",
+    "interval_low",
+    "interval_high",
+    "em_inside",
+    "true_inside",
+    "r_hat",
+    "ess_bulk",
+    "ess_tail",
+    "em_se",
+    "em_wald_low",
+    "em_wald_high",
+    "em_bootstrap_se",
+    "em_bootstrap_low",
+    "em_bootstrap_high",
+    "se_ratio",
+    "vb_sd",
+    "vb_low",
+    "vb_high",
+    "gauss_wishart_sd",
+    "gauss_wishart_mcse_sd",
+    "vb_sd_ratio",
+    "vb_sd_ratio_mcse",
+)
+"""A row's SDs, intervals and what is computed from them: None (null) for a fixed parameter,
+whose SD is 0 and whose interval is the point itself (or float noise around it)."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -260,11 +297,11 @@ def clustering(
 
 
 def accuracy_summary(
-    dataset: Dataset, fits: EMFits, membership: np.ndarray | None, vb: VBFit | None = None
+    dataset: Dataset, fits: EMFits, membership: np.ndarray | None, vb: np.ndarray | None = None
 ) -> dict[str, Any]:
-    """Clustering of every EM run, of VB's q and of the posterior (membership (n, K)).
+    """Clustering of every EM run, of VB's q (responsibilities `vb`) and of the posterior.
 
-    VB and the posterior are left out when they were not run (None).
+    `membership` and `vb` are (n, K); each is None, and left out, when its method was not run.
     """
     k = fits.reference_run.parameters.n_components
     sections = {}
@@ -272,9 +309,8 @@ def accuracy_summary(
         top = run.responsibilities.max(axis=1)
         sections[name] = clustering(run.labels, top, dataset.labels, k)
     if vb is not None:
-        # q's responsibilities; VB starts from EM's reference estimate, so its labels are EM's.
-        resp = np.exp(log_responsibilities(dataset.X, vb.posterior))
-        sections["vb"] = clustering(resp.argmax(axis=1), resp.max(axis=1), dataset.labels, k)
+        # VB starts from EM's reference estimate, so its labels are EM's.
+        sections["vb"] = clustering(vb.argmax(axis=1), vb.max(axis=1), dataset.labels, k)
     if membership is not None:
         sections["posterior"] = clustering(
             membership.argmax(axis=1), membership.max(axis=1), dataset.labels, k
@@ -417,9 +453,30 @@ def gauss_wishart_section(results: Results, summary: Any) -> dict[str, Any]:
     )
 
 
+def fitted_responsibilities(results: Results) -> dict[str, np.ndarray]:
+    """Each fit's responsibilities (n, K), by the name the report gives its method.
+
+    Every EM run's, VB's q's and the NUTS posterior's membership probabilities, as run.
+    """
+    fitted = {f"EM ({name})": run.responsibilities for name, run in results.fits.runs.items()}
+    if results.vb is not None:
+        fitted["VB"] = np.exp(log_responsibilities(results.dataset.X, results.vb.posterior))
+    if results.membership is not None:
+        fitted["NUTS"] = results.membership
+    return fitted
+
+
+def mark_collapsed(rows: list[dict[str, Any]], collapsed: list[dict[str, Any]]) -> None:
+    """Give each row the methods whose fit collapsed its component, as "collapsed_in"."""
+    for row in rows:
+        row["collapsed_in"] = [c["method"] for c in collapsed if c["component"] == row["index"][0]]
+
+
 def compare(results: Results) -> dict[str, Any]:
     """Everything the report shows, as one JSON-ready dict (comparison.json)."""
     dataset, fits, idata = results.dataset, results.fits, results.idata
+    fitted = fitted_responsibilities(results)
+    collapse = collapse_section(dataset.X, dataset.dim_coords, fitted)
     k = fits.reference_run.parameters.n_components
     summary = None if idata is None else arviz_summary(idata)
     gw_idata = results.idata_gauss_wishart
@@ -431,8 +488,9 @@ def compare(results: Results) -> dict[str, Any]:
     sampler = None if idata is None else sampler_summary(idata, summary)
     gauss_wishart = None if gw_idata is None else gauss_wishart_section(results, gw_summary)
     rows = parameter_rows(dataset, fits, summary, results.uncertainty, vb_draws, gw_summary)
+    mark_collapsed(rows, collapse["collapsed"])
     chains = 0 if idata is None else int(idata.posterior.sizes["chain"])
-    found = warnings_for(em, sampler, rows, dataset, k, chains)
+    found = collapse["warnings"] + warnings_for(em, sampler, rows, dataset, k, chains)
     if gauss_wishart is not None:
         # What both runs share (a single chain's missing R-hat) is said once, for the main run.
         shared = set(sampler["problems"]) if sampler is not None else set()
@@ -457,7 +515,9 @@ def compare(results: Results) -> dict[str, Any]:
         | {"interval_prob": INTERVAL_PROB, "interval": "eti"},
         "methods": list(results.settings.methods),
         "parameters": rows,
-        "accuracy": accuracy_summary(dataset, fits, results.membership, results.vb),
+        "accuracy": accuracy_summary(dataset, fits, results.membership, fitted.get("VB")),
+        "collinear_columns": collapse["collinear_columns"],
+        "collapsed": collapse["collapsed"],
         "em": em,
         "em_uncertainty": uncertainty_summary(results.uncertainty),
         "vb": None if results.vb is None else vb_summary(results.vb),

@@ -17,19 +17,34 @@ from analysis.em_fits import EMFit
 from em_reference.uncertainty import MixtureArrays
 
 
-def _arrays(values: dict[str, Any] | None) -> MixtureArrays | None:
-    """MixtureArrays from their JSON lists, or None."""
+def _arrays(values: dict[str, Any] | None, fixed_weight: float) -> MixtureArrays | None:
+    """MixtureArrays from their JSON lists, or None; a null weight list is K = 1's fixed one."""
     if values is None:
         return None
-    return MixtureArrays(*(np.asarray(values[key], dtype=np.float64) for key in _KEYS))
+    weights = [fixed_weight] if values["weights"] is None else values["weights"]
+    return MixtureArrays(
+        np.asarray(weights, dtype=np.float64),
+        *(np.asarray(values[key], dtype=np.float64) for key in ("means", "covariances")),
+    )
 
 
-def _lists(arrays: MixtureArrays | None) -> dict[str, list] | None:
-    """MixtureArrays as JSON lists, or None."""
-    return None if arrays is None else arrays.as_dict()
+def _lists(arrays: MixtureArrays | None) -> dict[str, list | None] | None:
+    """MixtureArrays as JSON lists, or None; K = 1's weight, fixed at 1, has none (null)."""
+    if arrays is None:
+        return None
+    return arrays.as_dict() | ({"weights": None} if arrays.weights.shape == (1,) else {})
 
 
-_KEYS = ("weights", "means", "covariances")
+FIXED_WEIGHT = {
+    "standard_errors": 0.0,
+    "wald_low": 1.0,
+    "wald_high": 1.0,
+    "bootstrap_standard_errors": 0.0,
+    "bootstrap_low": 1.0,
+    "bootstrap_high": 1.0,
+}
+"""Each set of standard errors or bounds, with what it holds for the weight of K = 1 (1 exactly,
+not estimated: SE 0, bounds 1), which em.json writes as null rather than as an interval."""
 
 
 @dataclass(frozen=True)
@@ -57,17 +72,7 @@ class EMUncertainty:
 
     def as_dict(self) -> dict[str, Any]:
         """Plain values, for em.json."""
-        arrays = {
-            name: _lists(getattr(self, name))
-            for name in (
-                "standard_errors",
-                "wald_low",
-                "wald_high",
-                "bootstrap_standard_errors",
-                "bootstrap_low",
-                "bootstrap_high",
-            )
-        }
+        arrays = {name: _lists(getattr(self, name)) for name in FIXED_WEIGHT}
         counts = {
             name: getattr(self, name)
             for name in ("n_boot", "n_failed", "n_relabelled", "n_unconverged")
@@ -77,14 +82,10 @@ class EMUncertainty:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> EMUncertainty:
         """Rebuild from `as_dict` output."""
+        arrays = {name: _arrays(values[name], fixed) for name, fixed in FIXED_WEIGHT.items()}
         return cls(
-            standard_errors=_arrays(values["standard_errors"]),
-            wald_low=_arrays(values["wald_low"]),
-            wald_high=_arrays(values["wald_high"]),
+            **arrays,
             n_boot=int(values["n_boot"]),
-            bootstrap_standard_errors=_arrays(values["bootstrap_standard_errors"]),
-            bootstrap_low=_arrays(values["bootstrap_low"]),
-            bootstrap_high=_arrays(values["bootstrap_high"]),
             n_failed=int(values["n_failed"]),
             n_relabelled=int(values["n_relabelled"]),
             n_unconverged=int(values["n_unconverged"]),

@@ -31,6 +31,7 @@ from analysis.forked import beside, can_fork
 from analysis.pipeline import Results
 from analysis.render import FigureFile
 from analysis.settings import UNCERTAIN_BELOW, interval_percent
+from analysis.tables import shown_name, trusted_ratios
 from analysis.vb_fits import VBFit
 
 DPI = 110
@@ -40,6 +41,15 @@ PPC_DRAWS = 50
 WALD_OFFSET = 0.28
 """How far below a posterior interval (in rows) the forest plot draws EM's Wald interval."""
 TRACE_VARIABLES = ("weights", "means")
+MAX_ROWS = 80
+"""Most parameters the forest and VB SD / NUTS SD plots list, one row each (26 inches at 0.32
+in a row: as long as is readable, far from the 2^16 pixels a PNG may have); beyond it the most
+telling ones are drawn, named on the axis, and the caption says which."""
+MAX_RANK_PANELS = 24
+"""Most rank plots in one figure (ArviZ refuses more than 40 panels); beyond it the scalars with
+the largest R-hat, those where the chains disagree most, are drawn and named."""
+PANEL_COLUMNS = 4
+"""Panels per row in ArviZ's wrapped figures (its default `col_wrap`)."""
 COLOURS = plt.get_cmap("tab10").colors
 FIGURES = (
     "data",
@@ -136,6 +146,27 @@ def _axis_labels(ax: Axes, dataset: Dataset) -> None:
         ax.set_ylabel(names[1])
     if dataset.n_features > 2:
         ax.set_xlabel(f"{names[0]} (first two of {dataset.n_features} coordinates shown)")
+
+
+def most_telling(
+    rows: list[dict[str, Any]], limit: int, score: Callable[[dict[str, Any]], float]
+) -> list[dict[str, Any]]:
+    """The `limit` rows with the largest score, kept in their table order; all when they fit.
+
+    Ties go to the earlier row, so the choice is the same on every run.
+    """
+    if len(rows) <= limit:
+        return rows
+    ranked = sorted(range(len(rows)), key=lambda i: -score(rows[i]))  # stable: ties in order
+    kept = set(ranked[:limit])
+    return [row for i, row in enumerate(rows) if i in kept]
+
+
+def subset_note(shown: int, total: int, what: str, chosen: str) -> str:
+    """The caption's sentence for a figure that draws `shown` of `total` `what`, and which."""
+    if shown == total:
+        return ""
+    return f" Only {shown} of the {total} {what} are drawn: {chosen}."
 
 
 def ellipse(
@@ -334,7 +365,7 @@ def plot_em_convergence(fits: EMFits, out: Path) -> Path:
 
 def plot_forest(comparison: dict[str, Any], out: Path) -> Path:
     """Posterior intervals and means of every parameter, EM and true values marked."""
-    rows = comparison["parameters"]
+    rows = forest_rows(comparison)
     groups = [g for g in ("weights", "means", "covariances") if any(r["group"] == g for r in rows)]
     heights = [sum(r["group"] == g for r in rows) for g in groups]
     fig, axes = plt.subplots(
@@ -353,17 +384,42 @@ def plot_forest(comparison: dict[str, Any], out: Path) -> Path:
     for ax, group in zip(np.atleast_1d(axes), groups, strict=True):
         _forest_group(ax, [r for r in rows if r["group"] == group], reference)
         ax.set_title(group, fontsize=10, loc="left")
-    handles, names = np.atleast_1d(axes)[0].get_legend_handles_labels()
-    fig.legend(handles, names, loc="outside lower center", ncols=4, fontsize=8)
+    # Every panel's entries, once each: K = 1's weight panel has no interval line.
+    legend = {}
+    for ax in np.atleast_1d(axes):
+        for handle, name in zip(*ax.get_legend_handles_labels(), strict=True):
+            legend.setdefault(name, handle)
+    fig.legend(legend.values(), legend.keys(), loc="outside lower center", ncols=4, fontsize=8)
     return _save(fig, out / "forest.png")
+
+
+def forest_rows(comparison: dict[str, Any]) -> list[dict[str, Any]]:
+    """The forest plot's rows: all, or the MAX_ROWS where EM lies furthest from the posterior.
+
+    The distance is in posterior SDs, |EM's reference estimate - posterior mean| / SD; a row
+    without a posterior SD (K = 1's fixed weight) counts as 0.
+    """
+    reference = comparison["em"]["reference"]
+
+    def departure(row: dict[str, Any]) -> float:
+        if not row["posterior_sd"]:
+            return 0.0
+        return abs(row["em"][reference] - row["posterior_mean"]) / row["posterior_sd"]
+
+    return most_telling(comparison["parameters"], MAX_ROWS, departure)
 
 
 def _forest_group(ax: Axes, rows: list[dict[str, Any]], reference: str) -> None:
     """One panel of the forest plot: one row per parameter, top to bottom, EM's Wald under it."""
     y = -np.arange(len(rows), dtype=float)
-    low = [r["interval_low"] for r in rows]
-    high = [r["interval_high"] for r in rows]
-    ax.hlines(y, low, high, color="tab:blue", lw=2.5, label=f"{interval_percent()} interval")
+    spread = [
+        (r["interval_low"], r["interval_high"], yi)
+        for r, yi in zip(rows, y, strict=True)
+        if r["interval_low"] is not None  # a fixed parameter (K = 1's weight) has no interval
+    ]
+    if spread:
+        low, high, at = zip(*spread, strict=True)
+        ax.hlines(at, low, high, color="tab:blue", lw=2.5, label=f"{interval_percent()} interval")
     ax.plot([r["posterior_mean"] for r in rows], y, "o", color="tab:blue", label="posterior mean")
     wald = [
         (r["em_wald_low"], r["em_wald_high"], yi - WALD_OFFSET)
@@ -377,7 +433,7 @@ def _forest_group(ax: Axes, rows: list[dict[str, Any]], reference: str) -> None:
     true = [(r["true"], yi) for r, yi in zip(rows, y, strict=True) if r["true"] is not None]
     if true:
         ax.plot(*zip(*true, strict=True), "D", mfc="none", color="black", ms=7, label="true")
-    ax.set_yticks(y, [r["parameter"] for r in rows], fontsize=8)
+    ax.set_yticks(y, [shown_name(r) for r in rows], fontsize=8)
     ax.grid(axis="x", alpha=0.3)
 
 
@@ -409,7 +465,7 @@ def plot_elbo(vb: VBFit, out: Path) -> Path:
 
 def plot_vb_sd_ratio(comparison: dict[str, Any], out: Path) -> Path:
     """VB SD / NUTS SD (same priors) per parameter, with +-2 Monte Carlo errors, 1 marked."""
-    rows = [r for r in comparison["parameters"] if r["vb_sd_ratio"] is not None]
+    rows = vb_ratio_rows(comparison)
     fig, ax = _new("VB SD / NUTS SD under VB's priors (±2 MC errors)", (7.0, 1.2 + 0.3 * len(rows)))
     y = -np.arange(len(rows), dtype=float)
     groups = ("weights", "means", "covariances")
@@ -434,6 +490,12 @@ def plot_vb_sd_ratio(comparison: dict[str, Any], out: Path) -> Path:
     return _save(fig, out / "vb_sd_ratio.png")
 
 
+def vb_ratio_rows(comparison: dict[str, Any]) -> list[dict[str, Any]]:
+    """The rows with a VB SD / NUTS SD: all, or the MAX_ROWS furthest from 1 (on a log scale)."""
+    trusted, _ = trusted_ratios(comparison["parameters"])
+    return most_telling(trusted, MAX_ROWS, lambda r: abs(np.log(r["vb_sd_ratio"])))
+
+
 def _arviz_figure(pc: Any, title: str, path: Path) -> Path:
     """Title an arviz-plots PlotCollection's figure, lay it out and save it."""
     fig = pc.viz["figure"].item() if hasattr(pc.viz["figure"], "item") else pc.viz["figure"]
@@ -455,8 +517,43 @@ def plot_trace(idata: Any, out: Path) -> Path:
     )
 
 
-def plot_rank(idata: Any, out: Path) -> Path:
-    """ArviZ rank (Δ-ECDF) plot of weights and means: flat lines mean the chains agree.
+def rank_rows(comparison: dict[str, Any]) -> list[dict[str, Any]]:
+    """The weights and means given a rank plot: all, or the MAX_RANK_PANELS of largest R-hat.
+
+    A row without an R-hat (K = 1's fixed weight) comes last.
+    """
+    rows = [r for r in comparison["parameters"] if r["group"] in TRACE_VARIABLES]
+    return most_telling(rows, MAX_RANK_PANELS, lambda r: r["r_hat"] or -np.inf)
+
+
+def scalar_posterior(idata: Any, rows: list[dict[str, Any]]) -> xr.DataTree:
+    """The posterior's entries named by `rows`: per variable, one `<name> entry` dim of them.
+
+    Each entry's coordinate is its component and coordinate, e.g. "1, x2", so ArviZ titles
+    its panel "means" over "1, x2", as it does the variable's own entries.
+    """
+    variables = {}
+    for name in TRACE_VARIABLES:
+        variable = idata.posterior[name]
+        entries = [
+            dict(zip(variable.dims[2:], r["index"], strict=True))
+            for r in rows
+            if r["group"] == name
+        ]
+        if not entries:
+            continue
+        labels = [", ".join(str(variable[d].values[i]) for d, i in at.items()) for at in entries]
+        values = np.stack([variable.isel(at).values for at in entries], axis=-1)
+        variables[name] = xr.DataArray(
+            values,
+            dims=("chain", "draw", f"{name} entry"),
+            coords={"chain": variable["chain"], "draw": variable["draw"], f"{name} entry": labels},
+        )
+    return xr.DataTree.from_dict({"posterior": xr.Dataset(variables)})
+
+
+def plot_rank(idata: Any, rows: list[dict[str, Any]], out: Path) -> Path:
+    """ArviZ rank (Δ-ECDF) plot of the scalars of `rows`: flat lines mean the chains agree.
 
     With a single chain there is nothing to compare: the figure says so.
     """
@@ -465,13 +562,11 @@ def plot_rank(idata: Any, out: Path) -> Path:
         ax.axis("off")
         ax.text(0.5, 0.5, "This run has one chain: run with --chains 2 or more.", ha="center")
         return _save(fig, out / "rank.png")
-    n_panels = sum(int(np.prod(idata.posterior[v].shape[2:])) for v in TRACE_VARIABLES)
-    rows = int(np.ceil(n_panels / 4))
+    n_rows = int(np.ceil(len(rows) / PANEL_COLUMNS))
     pc = azp.plot_rank(
-        idata,
-        var_names=list(TRACE_VARIABLES),
+        scalar_posterior(idata, rows),
         backend="matplotlib",
-        figure_kwargs={"figsize": (12, 2.4 * rows + 1)},
+        figure_kwargs={"figsize": (12, 2.4 * n_rows + 1)},
     )
     return _arviz_figure(
         pc, "Rank plots of weights and means (chains should overlap)", out / "rank.png"
@@ -489,16 +584,19 @@ def predictive_tree(idata: Any) -> xr.DataTree:
     return xr.DataTree.from_dict(groups)
 
 
-def plot_ppc(idata: Any, out: Path) -> Path:
-    """Posterior predictive check: each coordinate's density (one panel per `dim`)."""
+def plot_ppc(idata: Any, coordinates: np.ndarray, out: Path) -> Path:
+    """Posterior predictive check: the density of each of `coordinates` (indices), a panel each."""
     tree = predictive_tree(idata)
-    n = tree["observed_data"].sizes.get("dim", 1)
+    if "dim" in tree["observed_data"].dims:
+        tree = tree.isel(dim=coordinates)
+    n = coordinates.size
     pc = azp.plot_ppc_dist(
         tree,
         backend="matplotlib",
         num_samples=PPC_DRAWS,
         cols=["dim"] if "dim" in tree["observed_data"].dims else [],
-        figure_kwargs={"figsize": (min(4.0 * n, 14.0), 3.8)},
+        col_wrap=PANEL_COLUMNS,
+        figure_kwargs={"figsize": (min(4.0 * n, 14.0), 3.8 * int(np.ceil(n / PANEL_COLUMNS)))},
     )
     return _arviz_figure(
         pc,
@@ -537,7 +635,11 @@ def draw_all(results: Results, comparison: dict[str, Any], out: Path) -> dict[st
         results.idata,
         results.membership,
     )
+    from analysis.pairs import plot_pairs, shown_coordinates  # it imports this module
+
     out.mkdir(parents=True, exist_ok=True)
+    ranked = rank_rows(comparison)
+    shown = shown_coordinates(fits.reference_run.parameters)
     makers: dict[str, Callable[[], Path]] = {
         "data": lambda: plot_data(dataset, out),
         "em_clusters": lambda: plot_em_clusters(dataset, fits, out),
@@ -548,16 +650,13 @@ def draw_all(results: Results, comparison: dict[str, Any], out: Path) -> dict[st
         "forest": lambda: plot_forest(comparison, out),
         "vb_sd_ratio": lambda: plot_vb_sd_ratio(comparison, out),
         "trace": lambda: plot_trace(idata, out),
-        "rank": lambda: plot_rank(idata, out),
-        "ppc": lambda: plot_ppc(idata, out),
+        "rank": lambda: plot_rank(idata, ranked, out),
+        "ppc": lambda: plot_ppc(idata, shown, out),
     }
     names = figure_names(results)
-    captions = dict(CAPTIONS)
+    captions = _captions(results, comparison, ranked)
     if PAIRS in names:
-        from analysis.pairs import pairs_caption, plot_pairs
-
         makers[PAIRS] = lambda: plot_pairs(dataset, fits, idata, out)
-        captions[PAIRS] = pairs_caption(CAPTIONS[PAIRS], dataset, fits)
     makers = {name: makers[name] for name in names}
     in_child = tuple(name for name in CHILD_FIGURES if name in makers) if _can_fork() else ()
     with beside(_draw, makers, in_child, fork=bool(in_child)) as child_done:
@@ -569,6 +668,45 @@ def draw_all(results: Results, comparison: dict[str, Any], out: Path) -> dict[st
                 f"drawing the figures {', '.join(in_child)} failed: {type(error).__name__}: {error}"
             ) from error
     return {name: FigureFile(out / f"{name}.png", captions[name]) for name in names}
+
+
+def _captions(
+    results: Results, comparison: dict[str, Any], ranked: list[dict[str, Any]]
+) -> dict[str, str]:
+    """Every figure's caption, saying which parameters or coordinates a large run's figures draw.
+
+    Beyond MAX_ROWS parameters, MAX_RANK_PANELS scalars or MAX_COORDINATES coordinates, a
+    figure would be unreadable, or refused by ArviZ or by the PNG format: the most telling part
+    is drawn instead, as the caption says.
+    """
+    from analysis.pairs import coordinates_note, pairs_caption  # it imports this module
+
+    dataset, parameters = results.dataset, comparison["parameters"]
+    captions = dict(CAPTIONS)
+    captions[PAIRS] = pairs_caption(CAPTIONS[PAIRS], dataset, results.fits)
+    captions["ppc"] += coordinates_note(dataset, results.fits)
+    captions["forest"] += subset_note(
+        len(forest_rows(comparison)),
+        len(parameters),
+        "parameters",
+        "those where EM's estimate lies furthest from the posterior mean, in posterior SDs "
+        "(named on the axis)",
+    )
+    trusted, left_out = trusted_ratios(parameters)
+    captions["vb_sd_ratio"] += subset_note(
+        len(vb_ratio_rows(comparison)),
+        len(trusted),
+        "ratios",
+        "those furthest from 1 (named on the axis)",
+    ) + (f" {left_out}." if left_out else "")
+    if results.settings.chains > 1:  # with one chain the figure says it has nothing to rank
+        captions["rank"] += subset_note(
+            len(ranked),
+            sum(r["group"] in TRACE_VARIABLES for r in parameters),
+            "weights and means",
+            "those with the largest R-hat, " + ", ".join(r["parameter"] for r in ranked),
+        )
+    return captions
 
 
 def _can_fork() -> bool:

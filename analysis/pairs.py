@@ -3,7 +3,7 @@
 A Gaussian's marginal in coordinates (i, j) is N(mu[(i, j)], Sigma[(i, j), (i, j)]), so each
 panel's ellipses are exact, not projections of a fit in fewer dimensions. Beyond
 `MAX_COORDINATES` coordinates only those that separate EM's components best are drawn
-(`separation`), and the caption names them.
+(`separation`), and the caption names them; the posterior predictive check draws the same ones.
 """
 
 from __future__ import annotations
@@ -56,12 +56,20 @@ def shown_coordinates(parameters: MixtureParameters, limit: int = MAX_COORDINATE
 
 def pairs_caption(base: str, dataset: Dataset, fits: EMFits) -> str:
     """The pairs plot's caption: `base`, and which coordinates are shown when not all are."""
+    return base + coordinates_note(dataset, fits)
+
+
+def coordinates_note(dataset: Dataset, fits: EMFits) -> str:
+    """A caption's sentence naming the coordinates drawn when not all are ('' when all are).
+
+    The pairs plot and the posterior predictive check draw the same `shown_coordinates`.
+    """
     shown = shown_coordinates(fits.reference_run.parameters)
     if shown.size == dataset.n_features:
-        return base
+        return ""
     names = axis_names(dataset)
     return (
-        f"{base} Only {shown.size} of the {dataset.n_features} coordinates are drawn: "
+        f" Only {shown.size} of the {dataset.n_features} coordinates are drawn: "
         f"{', '.join(names[j] for j in shown)}, the ones along which EM's components are "
         "furthest apart for their spread (largest between- over within-component variance)."
     )

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from analysis.settings import interval_percent
-from analysis.tables import Table, format_number
+from analysis.tables import Table, format_number, trusted_ratios
 
 
 class FigureFile(NamedTuple):
@@ -153,12 +153,15 @@ def headline(comparison: dict[str, Any]) -> list[str]:
     vb = comparison.get("vb")
     if vb is not None:
         lines.append(f"VB: {vb['n_iter']} iterations, ELBO {vb['lower_bound']:.4f}")
-    ratios = [r["vb_sd_ratio"] for r in comparison["parameters"] if r["vb_sd_ratio"] is not None]
+    trusted, left_out = trusted_ratios(comparison["parameters"])
+    ratios = [r["vb_sd_ratio"] for r in trusted]
     if ratios:
         lines.append(
             f"VB SD / NUTS SD (VB's priors): {min(ratios):.2f} to {max(ratios):.2f} over "
-            f"{len(ratios)} parameters"
+            f"{len(ratios)} parameters" + (f"; {left_out}" if left_out else "")
         )
+    elif left_out:
+        lines.append(f"VB SD / NUTS SD (VB's priors): no range: {left_out}")
     if "posterior" in acc:
         post = acc["posterior"]
         shown = "labels unknown" if post["accuracy"] is None else f"accuracy {post['accuracy']:.1%}"

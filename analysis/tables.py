@@ -46,6 +46,11 @@ def format_number(value: float | None, digits: int = 3) -> str:
     return DASH if value is None else f"{value:.{digits}f}"
 
 
+def shown_name(row: dict[str, Any]) -> str:
+    """A parameter row's name as tables and figures show it, K = 1's weight marked as fixed."""
+    return row["parameter"] + (" (fixed at 1)" if row["fixed"] else "")
+
+
 def _yes(value: bool | None) -> str:
     """Yes / no / en dash."""
     return DASH if value is None else ("yes" if value else "NO")
@@ -97,7 +102,7 @@ def point_estimates_table(comparison: dict[str, Any]) -> Table:
     rows = []
     for r in comparison["parameters"]:
         row = [
-            r["parameter"],
+            shown_name(r),
             format_number(r["true"]),
             format_number(r["published"]),
             *[format_number(r["em"][run]) for run in runs],
@@ -271,11 +276,30 @@ def _ratio(ratio: float | None, error: float | None) -> str:
     return f"{ratio:.3f} {PLUS_MINUS} {format_number(error, 3)}"
 
 
+def trusted_ratios(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str]:
+    """The rows whose VB SD / NUTS SD measures VB, and a clause on those left out ('' if none).
+
+    A collapsed component's SDs are the covariance floor's or the prior's, not the data's
+    (`analysis.collapse`), so its ratios, often 0 or in the millions, are left out of summaries.
+    """
+    known = [r for r in rows if r["vb_sd_ratio"] is not None]
+    trusted = [r for r in known if not r["collapsed_in"]]
+    left = [r for r in known if r["collapsed_in"]]
+    if not left:
+        return trusted, ""
+    components = sorted({r["index"][0] for r in left})
+    methods = sorted({m for r in left for m in r["collapsed_in"]})
+    return trusted, (
+        f"{len(left)} ratio(s) of collapsed component(s) {', '.join(map(str, components))} "
+        f"(in {', '.join(methods)}) left out"
+    )
+
+
 def ratio_sentence(rows: list[dict[str, Any]]) -> str:
     """One sentence on how much VB understates the spread: the ratios' range and median."""
-    known = [r for r in rows if r["vb_sd_ratio"] is not None]
+    known, left_out = trusted_ratios(rows)
     if not known:
-        return "VB SD / NUTS SD could not be computed (a posterior SD is zero)."
+        return f"VB SD / NUTS SD could not be computed ({left_out or 'a posterior SD is zero'})."
     ratios = sorted(r["vb_sd_ratio"] for r in known)
     smallest = min(known, key=lambda r: r["vb_sd_ratio"])
     above = sum(r["vb_sd_ratio"] - 2 * r["vb_sd_ratio_mcse"] > 1 for r in known)
@@ -284,7 +308,7 @@ def ratio_sentence(rows: list[dict[str, Any]]) -> str:
         f"{ratios[-1]:.3f}, median {statistics.median(ratios):.3f}, over {len(ratios)} "
         f"parameters; {above} {'is' if above == 1 else 'are'} above 1 by more than twice "
         "its Monte Carlo error (mean-field VB is expected to understate the spread, never to "
-        "overstate it)."
+        f"overstate it).{f' {left_out}.' if left_out else ''}"
     )
 
 

@@ -46,9 +46,9 @@ IDENTIFIABILITY_TOL = 1e-8
 """An eigenvalue of the information scaled to unit diagonal below this is taken as zero."""
 
 _UNCONVERGED_ADVICE = "fit EM to convergence (smaller tol, larger max_iter) first"
-_LOADING_SHARE = 0.25
-"""A parameter is named in a singularity message if its eigenvector entry is this large a share
-of the largest entry."""
+LOADING_SHARE = 0.25
+"""A parameter (or a column, `analysis.collapse`) is named as part of a flat direction if its
+eigenvector entry is this large a share of the largest entry."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -380,7 +380,7 @@ def check_information(
     loaded = set()
     for vector in eigenvectors[:, bad].T:
         size = np.abs(vector)
-        loaded.update(np.flatnonzero(size >= _LOADING_SHARE * size.max()).tolist())
+        loaded.update(np.flatnonzero(size >= LOADING_SHARE * size.max()).tolist())
     involved = _describe([names[j] for j in sorted(loaded)])
     if eigenvalues.min() < -IDENTIFIABILITY_TOL:
         raise ValueError(
@@ -454,19 +454,18 @@ def wald_intervals(
     """Wald intervals formed on an unconstrained scale per entry and mapped back.
 
     Weights: logit(w) +- z se / (w (1 - w)), mapped by the logistic function, so bounds stay in
-    (0, 1). Variances (covariance diagonals): log(s) +- z se / s, mapped by exp, so they stay
-    positive. Means and covariance off-diagonals are unconstrained entries (an off-diagonal can
-    take any sign), so their interval is estimate +- z se on the natural scale; an off-diagonal
-    bound is not forced inside +- sqrt(Sigma_ii Sigma_jj). z is the standard normal quantile
-    of (1 + prob) / 2, and se the delta-method standard error of `standard_errors`.
+    (0, 1); the weight of a single component (K = 1) is fixed at 1, its SE 0 and its interval
+    the point [1, 1]. Variances (covariance diagonals): log(s) +- z se / s, mapped by exp, so
+    they stay positive. Means and covariance off-diagonals are unconstrained entries (an
+    off-diagonal can take any sign), so their interval is estimate +- z se on the natural scale;
+    an off-diagonal bound is not forced inside +- sqrt(Sigma_ii Sigma_jj). z is the standard
+    normal quantile of (1 + prob) / 2, and se the delta-method standard error of
+    `standard_errors`.
     """
     params = MixtureParameters.from_any(parameters)
     z = normal_quantile(prob)
     errors = standard_errors(X, params, information)
-    weights = params.weights
-    logit = np.log(weights) - np.log1p(-weights)
-    half = z * errors.weights / (weights * (1.0 - weights))
-    weight_bounds = [1.0 / (1.0 + np.exp(-(logit + sign * half))) for sign in (-1.0, 1.0)]
+    weight_bounds = _weight_bounds(params.weights, errors.weights, z)
     mean_bounds = [params.means + sign * z * errors.means for sign in (-1.0, 1.0)]
     diagonal = np.eye(params.n_features, dtype=bool)
     covariance_bounds = []
@@ -481,6 +480,19 @@ def wald_intervals(
         MixtureArrays(weight_bounds[1], mean_bounds[1], covariance_bounds[1]),
         prob,
     )
+
+
+def _weight_bounds(weights: np.ndarray, errors: np.ndarray, z: float) -> list[np.ndarray]:
+    """Lower and upper Wald bounds (K,) of the weights, formed on the logit scale.
+
+    With K = 1 the weight is 1 exactly, not estimated: its logit is infinite, so its bounds are
+    the weight itself rather than the NaN the formula would give.
+    """
+    if weights.shape[0] == 1:
+        return [weights.copy(), weights.copy()]
+    logit = np.log(weights) - np.log1p(-weights)
+    half = z * errors / (weights * (1.0 - weights))
+    return [1.0 / (1.0 + np.exp(-(logit + sign * half))) for sign in (-1.0, 1.0)]
 
 
 def normal_quantile(prob: float) -> float:
