@@ -6,18 +6,19 @@ from collections.abc import Collection
 
 import numpy as np
 
+from analysis.collapse import collinear_columns
 from analysis.datasets import Dataset
 from analysis.settings import REG_COVAR
 
 MIN_VARIANCE = 100 * REG_COVAR
 """Smallest column variance accepted: reg_covar then adds at most 1 % to it."""
-DATA_POWERS = {"em": 4, "vb": 8}
+DATA_POWERS = {"em": 4, "vb": 4}
 """The highest power of the data each method's computation takes, so values up to the root of
 float64's largest number of that degree are safe (found by experiment on seed42 scaled by 10^e,
 the first RuntimeWarning at about these roots). EM: its information standard errors hold the
-covariance of a covariance estimate, a fourth power (overflow from 1e79); VB: the Monte Carlo
-error of an SD raises deviations of covariance draws, themselves squares, to the fourth power
-(overflow from 1e40). No determinant is formed (log-determinants come from Cholesky
+covariance of a covariance estimate, a fourth power (overflow from 1e79); VB: its q's scale
+matrices, and the spread of its covariance draws (the summaries standardise the draws first, so
+no higher power is formed). No determinant is formed (log-determinants come from Cholesky
 factors), so the bound does not depend on D."""
 
 PREDICTIVE_REACH = 10.0
@@ -46,6 +47,25 @@ def check_components(dataset: Dataset, n_components: int, methods: Collection[st
             "components or leave NUTS out"
         )
     check_scale(dataset, methods)
+    check_vb_defined(dataset, methods)
+
+
+def check_vb_defined(dataset: Dataset, methods: Collection[str]) -> None:
+    """Raise ValueError when VB is among methods and the data's columns are collinear.
+
+    VB's default Wishart prior is scaled by the data's covariance, singular for collinear
+    columns, and so is then every component's posterior scale matrix: VB cannot start. EM and
+    NUTS still run, and their collapse onto the data's subspace is named in the report.
+    """
+    if "vb" not in methods:
+        return
+    groups = collinear_columns(dataset.X, dataset.dim_coords)
+    if groups:
+        raise ValueError(
+            f"{dataset.name}: columns {', '.join(map(str, groups[0]))} are collinear (one is a "
+            "linear combination of the others), so VB's data-scaled prior is singular: drop one "
+            "of them, or leave VB out (--methods em,nuts)"
+        )
 
 
 def full_covariance_points(n_features: int, n_components: int) -> int:
@@ -124,11 +144,12 @@ def check_scale(dataset: Dataset, methods: Collection[str] = ()) -> None:
         )
 
 
-def standard_deviations(X: np.ndarray) -> np.ndarray:
+def standard_deviations(X: np.ndarray, ddof: int = 0) -> np.ndarray:
     """Each column's standard deviation (D,), from the column over its largest absolute value.
 
-    Dividing first keeps the squares of tiny values (1e-300) from underflowing to zero.
+    Dividing first keeps the squares of tiny values (1e-300) from underflowing to zero and those
+    of huge ones (a covariance draw of data near the scale limit) from overflowing.
     """
     largest = np.max(np.abs(X), axis=0)
     unit = np.where(largest > 0, largest, 1.0)
-    return (X / unit).std(axis=0) * unit
+    return (X / unit).std(axis=0, ddof=ddof) * unit

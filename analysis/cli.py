@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from analysis import pipeline
-from analysis.checks import check_components
+from analysis.checks import check_components, check_vb_defined
 from analysis.console import NOTHING_WRITTEN, PROG, interrupted_line
 from analysis.datasets import (
     DATASETS,
@@ -657,9 +657,10 @@ def em_lines(dataset: Dataset, fits: EMFits, uncertainty: EMUncertainty) -> list
         (f"bootstrap ({uncertainty.n_boot} replicates)", uncertainty.bootstrap_standard_errors),
     ):
         if errors is not None:
+            weights = np.round(errors.weights, 3).tolist() if errors.weights.size > 1 else None
             lines += [
                 f"standard errors of the reference run, {title}:",
-                f"  weights     {np.round(errors.weights, 3).tolist()}",
+                f"  weights     {weights or 'none: the one weight is fixed at 1'}",
                 f"  means       {np.round(errors.means, 3).tolist()}",
                 f"  covariances {np.round(errors.covariances, 3).tolist()}",
             ]
@@ -777,6 +778,7 @@ def command_select(args: argparse.Namespace) -> int:
     ks = args.components or range(1, args.max_components + 1)
     k_option = "--components" if args.components else "--max-components"
     check_components_option(dataset, ks[-1], k_option)
+    check_vb_defined(dataset, args.methods)
     size = RunSize(
         dataset.n_points,
         dataset.n_features,

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from analysis.checks import standard_deviations
 from analysis.datasets import Dataset
 from analysis.em_fits import EMFit
 from analysis.settings import INTERVAL_PROB, VB_DRAWS
@@ -144,20 +145,25 @@ def draw_summary(draws: Mapping[str, np.ndarray]) -> dict[str, dict[str, np.ndar
     """Mean, SD (ddof 1), equal-tailed INTERVAL_PROB bounds and the SD's Monte Carlo error.
 
     name -> statistic -> array shaped like one draw. The draws are independent, so the SD's
-    standard error is sqrt((m4 - s^4) / S) / (2 s) (delta method; m4 the fourth central moment).
+    standard error is sqrt((m4 - s^4) / S) / (2 s) (delta method; m4 the fourth central moment),
+    computed as s sqrt((kurtosis - 1) / S) / 2 from the standardised draws, so that no fourth
+    power of a covariance draw (an eighth power of the data) is formed. A constant (K = 1's
+    weight) has SD 0 and a Monte Carlo error of 0.
     """
     tail = (1.0 - INTERVAL_PROB) / 2.0
     summary = {}
     for name, values in draws.items():
         n_draws = values.shape[0]
-        sd = values.std(axis=0, ddof=1)
-        fourth = np.mean((values - values.mean(axis=0)) ** 4, axis=0)
+        mean = values.mean(axis=0)
+        sd = standard_deviations(values, ddof=1)
+        z = np.divide(values - mean, sd, out=np.zeros_like(values), where=sd > 0)
+        kurtosis = np.mean(z**4, axis=0)
         low, high = np.quantile(values, [tail, 1.0 - tail], axis=0)
         summary[name] = {
-            "mean": values.mean(axis=0),
+            "mean": mean,
             "sd": sd,
             "low": low,
             "high": high,
-            "mcse_sd": np.sqrt(np.maximum(fourth - sd**4, 0.0) / n_draws) / (2.0 * sd),
+            "mcse_sd": sd * np.sqrt(np.maximum(kurtosis - 1.0, 0.0) / n_draws) / 2.0,
         }
     return summary

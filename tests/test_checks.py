@@ -168,3 +168,40 @@ def _run_with_warnings_as_errors(*args):
         env=environment,
         check=False,
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# Case 16: collinear columns and VB
+
+
+def identical_columns(tmp_path) -> str:
+    """Two well-separated groups whose first two columns are the same values; the CSV's path."""
+    rng = np.random.default_rng(3)
+    x = np.r_[rng.normal(0.0, 1.0, 60), rng.normal(6.0, 1.0, 60)]
+    return csv(tmp_path, "twins.csv", np.c_[x, x, rng.normal(0.0, 1.0, 120)], "a,b,c")
+
+
+@pytest.mark.parametrize("subcommand", ["compare", "select"])
+def test_vb_on_collinear_columns_is_refused_before_any_work_naming_them(
+    subcommand, tmp_path, earlier_report, run_gmm_compare
+):
+    # Before: VB failed after EM's work with "... not positive definite ... increase reg_covar",
+    # an option the command does not have.
+    path = identical_columns(tmp_path)
+    line = refused_in_one_line(
+        run_gmm_compare, earlier_report, subcommand, "--data", path, "--methods", "em,vb"
+    )
+    assert "columns a, b are collinear" in line and "reg_covar" not in line
+
+
+def test_em_alone_on_collinear_columns_still_runs(tmp_path):
+    dataset = Dataset(
+        name="twins",
+        X=np.loadtxt(identical_columns(tmp_path), delimiter=",", skiprows=1),
+        labels=None,
+        description="",
+        names=("a", "b", "c"),
+    )
+    check_components(dataset, 2, ("em", "nuts"))  # no error: their collapse is named instead
+    with pytest.raises(ValueError, match="columns a, b are collinear"):
+        check_components(dataset, 2, ("em", "vb"))

@@ -103,3 +103,12 @@ def test_compare_and_sample_at_k_1_with_nuts(tmp_path, run_gmm_compare):
     assert result.returncode == 0, result.stderr
     assert "RuntimeWarning" not in result.stderr
     assert json.loads(result.stdout)["sampler"]["divergences"] is not None
+
+
+def test_em_text_at_k_1_says_the_weight_is_fixed_not_that_its_se_is_0(capsys):
+    from analysis.cli import main
+
+    assert main(["em", "-k", "1", "--bootstrap", "20"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("weights     none: the one weight is fixed at 1") == 2
+    assert "[0.0]" not in printed
