@@ -9,6 +9,7 @@ import numpy as np
 from analysis.collapse import collinear_columns
 from analysis.datasets import Dataset
 from analysis.settings import REG_COVAR
+from models.stored import STORED_DTYPE
 
 MIN_VARIANCE = 100 * REG_COVAR
 """Smallest column variance accepted: reg_covar then adds at most 1 % to it."""
@@ -96,7 +97,7 @@ def scale_limits(n_points: int, methods: Collection[str] = ()) -> list[tuple[flo
     """The largest absolute values accepted in n points for a run of methods, each with why.
 
     EM always runs (`DATA_POWERS`). With NUTS the posterior predictive draws are stored in
-    float32 (`models.predictions.STORED_DTYPE`) and the predictive check's density estimate sums
+    float32 (`models.stored.STORED_DTYPE`) and the predictive check's density estimate sums
     n of their squares in float32, so n (PREDICTIVE_REACH x the largest value)^2 must stay
     finite (seed42, n = 300: a RuntimeWarning from 1e18).
     """
@@ -104,8 +105,6 @@ def scale_limits(n_points: int, methods: Collection[str] = ()) -> list[tuple[flo
     bound = float(np.finfo(np.float64).max) ** (1.0 / power)
     limits = [(bound, f"float64 arithmetic: the fit's {power}th powers overflow above {bound:.3g}")]
     if "nuts" in methods:
-        from models.predictions import STORED_DTYPE  # PyMC: only for a run that samples
-
         stored = float(np.sqrt(np.finfo(STORED_DTYPE).max / n_points) / PREDICTIVE_REACH)
         limits.append(
             (

@@ -17,7 +17,6 @@ stderr.
 from __future__ import annotations
 
 import argparse
-import csv
 import logging
 import os
 import signal
@@ -32,12 +31,12 @@ from analysis.checks import check_components, check_vb_defined
 from analysis.console import NOTHING_WRITTEN, PROG, interrupted_line
 from analysis.datasets import (
     DATASETS,
-    LABEL_COLUMN,
     Dataset,
     folded_name,
     load_dataset,
     read_csv,
     to_csv,
+    written_by_data,
 )
 from analysis.em_fits import N_INIT, EMFits
 from analysis.em_uncertainty import EMUncertainty
@@ -561,35 +560,6 @@ _ERRORS_ONLY.setLevel(logging.ERROR)
 
 # ---------------------------------------------------------------------------------------------
 # Subcommands
-
-
-CSV_LINE_LIMIT = 1 << 20
-"""Characters a line of a file `data` may replace can hold: longer lines are not ours."""
-
-
-def written_by_data(path: Path) -> bool:
-    """Whether path holds a CSV of the form `data` writes, so that `data --out` may replace it.
-
-    That is: UTF-8 text in lines ending with a newline, a first line of names, then at least
-    one line with as many fields, every field a number (an integer under a `label` header).
-    Read a line at a time, each at most CSV_LINE_LIMIT characters.
-    """
-    try:
-        with path.open(encoding="utf-8", newline="") as handle:
-            first = handle.readline(CSV_LINE_LIMIT + 1)
-            header = next(csv.reader([first]), []) if first.endswith("\n") else []
-            kinds = [int if name == LABEL_COLUMN else float for name in header]
-            rows = 0
-            while line := handle.readline(CSV_LINE_LIMIT + 1):
-                fields = line.removesuffix("\n").split(",")
-                if not line.endswith("\n") or len(fields) != len(kinds):
-                    return False
-                for kind, field in zip(kinds, fields, strict=True):
-                    kind(field)
-                rows += 1
-    except (OSError, ValueError):  # UnicodeDecodeError is a ValueError
-        return False
-    return bool(header) and rows > 0
 
 
 def command_data(args: argparse.Namespace) -> int:

@@ -11,7 +11,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -130,25 +130,26 @@ def stop_children() -> None:
 
 
 @contextmanager
-def interrupts_held() -> Iterator[None]:
+def interrupts_held(block: Collection[int] = INTERRUPTS) -> Iterator[None]:
     """SIGINT and SIGTERM wait while inside (a step that must not be cut in two); raised after.
 
-    The signal mask holds those aimed at this thread; one that another thread catches still
-    reaches Python's handlers here, so they are swapped for one that only records it. On
-    leaving, the handlers come back and the first interrupt recorded is raised again, for
-    them. Outside the main thread (where handlers cannot be set) nothing is held.
+    The signals in `block` are blocked in this thread, and so in the threads and processes it
+    starts meanwhile, which keep them blocked (Dask's workers: a Ctrl-C at a terminal then
+    reaches this process only). One that another thread catches still reaches Python's handlers
+    in the main thread, so they are swapped for one that only records it. On leaving, the
+    handlers come back and the first interrupt recorded is raised again, for them. Outside the
+    main thread (where handlers cannot be set) only the mask applies.
     """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
     recorded: list[int] = []
 
     def record(signum: int, _frame: Any) -> None:
         recorded.append(signum)
 
-    # A handler set outside Python reads as None and could not be put back: it is left alone.
-    handlers = {s: h for s in INTERRUPTS if (h := signal.getsignal(s)) is not None}
-    held = set(INTERRUPTS) - signal.pthread_sigmask(signal.SIG_BLOCK, ())
+    handlers = {}
+    if threading.current_thread() is threading.main_thread():
+        # A handler set outside Python reads as None and could not be put back: left alone.
+        handlers = {s: h for s in INTERRUPTS if (h := signal.getsignal(s)) is not None}
+    held = set(block) - signal.pthread_sigmask(signal.SIG_BLOCK, ())
     try:
         signal.pthread_sigmask(signal.SIG_BLOCK, held)
         for signum in handlers:

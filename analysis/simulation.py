@@ -21,7 +21,6 @@ import os
 import signal
 import socket
 import sys
-import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -34,7 +33,7 @@ import numpy as np
 
 from analysis.comparison import entries, label
 from analysis.em_fits import N_INIT
-from analysis.interrupts import INTERRUPTS
+from analysis.interrupts import interrupts_held
 from analysis.limits import REPLICATE_BYTES, describe_budget, most_units
 from analysis.settings import INTERVAL_PROB
 from em_reference import GaussianMixtureEM, MixtureParameters, sample_mixture, seed7907
@@ -468,6 +467,7 @@ def dask_client(scheduler: str | None, workers: int | None) -> Iterator[Any]:
     when the scheduler cannot be reached.
     """
     import logging
+    from multiprocessing import resource_tracker
 
     from distributed import Client, LocalCluster
 
@@ -477,7 +477,10 @@ def dask_client(scheduler: str | None, workers: int | None) -> Iterator[Any]:
             # started here, spawn the worker processes, which inherit SIGINT blocked: only this
             # process is interrupted (once the cluster is whole, so that it can be closed),
             # and closing the cluster stops them without a traceback.
-            with interrupts_held():
+            # multiprocessing unblocks SIGINT in the thread that first starts its resource
+            # tracker (a process of its own): started before the block, it leaves it alone.
+            resource_tracker.ensure_running()
+            with interrupts_held(block=(signal.SIGINT,)):
                 cluster = LocalCluster(
                     n_workers=workers or default_workers(),
                     threads_per_worker=1,
@@ -497,33 +500,6 @@ def dask_client(scheduler: str | None, workers: int | None) -> Iterator[Any]:
                 ) from None
         stack.callback(client.close)
         yield client
-
-
-@contextmanager
-def interrupts_held() -> Iterator[None]:
-    """SIGINT and SIGTERM held back while inside, and delivered on leaving (not lost).
-
-    SIGINT is blocked in this thread, and so in the threads and processes started meanwhile;
-    in the main thread, both are recorded while inside (their handlers run in the main thread
-    whichever thread the kernel chose) and raised again on leaving.
-    """
-    from multiprocessing import resource_tracker
-
-    # multiprocessing unblocks SIGINT in the thread that first starts its resource tracker (a
-    # process of its own): started before the block, the tracker leaves the block alone.
-    resource_tracker.ensure_running()
-    arrived: list[int] = []
-    held = INTERRUPTS if threading.current_thread() is threading.main_thread() else ()
-    previous = {signum: signal.signal(signum, lambda s, _: arrived.append(s)) for signum in held}
-    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-        for signum in arrived[:1]:
-            signal.raise_signal(signum)
 
 
 def _compute(
